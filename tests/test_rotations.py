@@ -1,0 +1,80 @@
+"""The 24 cube rotations as voxel permutations, and the paper's 20."""
+
+import itertools
+
+import pytest
+import torch
+
+from cryogen.rotations import (
+    CUBE_ROTATIONS,
+    EXCLUDED_ROTATIONS,
+    WEDGE_ROTATIONS,
+    compose,
+    inverse,
+    rotate,
+    rotate_inverse,
+)
+from cryogen.wedge import missing_wedge_mask
+
+
+def test_counts():
+    assert len(CUBE_ROTATIONS) == 24
+    assert len(set(CUBE_ROTATIONS)) == 24
+    assert len(WEDGE_ROTATIONS) == 20 and len(EXCLUDED_ROTATIONS) == 4
+    assert set(WEDGE_ROTATIONS) | set(EXCLUDED_ROTATIONS) == set(range(24))
+
+
+def test_proper_rotations():
+    for r in CUBE_ROTATIONS:
+        m = torch.tensor(r.matrix, dtype=torch.float64)
+        assert torch.det(m).item() == pytest.approx(1.0)
+        torch.testing.assert_close(m @ m.T, torch.eye(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("i", range(24))
+def test_inverse_is_identity(i, device):
+    x = torch.randn(2, 3, 9, 9, 9, device=device)
+    assert torch.equal(rotate_inverse(rotate(x, i), i), x)
+    assert torch.equal(rotate(rotate_inverse(x, i), i), x)
+    assert compose(inverse(i), i) == 0
+
+
+def test_closed_under_composition_and_group_table():
+    table = [[compose(a, b) for b in range(24)] for a in range(24)]
+    for row in table:  # Latin square: every product is one of the 24, each once per row
+        assert sorted(row) == list(range(24))
+    x = torch.randn(7, 7, 7)
+    for a, b in itertools.product(range(24), repeat=2):
+        assert torch.equal(rotate(rotate(x, b), a), rotate(x, table[a][b]))
+
+
+def test_rotation_is_a_permutation_and_differentiable():
+    x = torch.arange(5 * 5 * 5, dtype=torch.float32).reshape(5, 5, 5).requires_grad_()
+    for i in range(24):
+        y = rotate(x, i)
+        assert torch.equal(y.detach().flatten().sort().values, x.detach().flatten())
+    rotate(x, 7).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def _centred(shape, tilts):
+    # odd size: fftshift puts DC at the centre voxel, so voxel rotations rotate frequencies
+    return torch.fft.fftshift(missing_wedge_mask(shape, *tilts, rfft=False).contiguous())
+
+
+def test_excluded_rotations_keep_the_wedge_and_the_20_change_it():
+    m = _centred((15, 15, 15), (-60, 60))
+    for i in EXCLUDED_ROTATIONS:
+        assert torch.equal(rotate(m, i), m), i
+    for i in WEDGE_ROTATIONS:
+        assert not torch.equal(rotate(m, i), m), i
+
+
+def test_rotating_a_volume_rotates_its_wedge():
+    # T_M applied after a rotation equals the rotation of T_{R^-1 M}: check via spectra
+    shape = (15, 15, 15)
+    x = torch.randn(shape, dtype=torch.float64)
+    for i in WEDGE_ROTATIONS[:5]:
+        fx = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x)))
+        fr = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(rotate(x, i))))
+        torch.testing.assert_close(fr, rotate(fx, i))
