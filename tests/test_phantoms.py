@@ -77,8 +77,14 @@ def test_sphere_device(device):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(size=0), dict(size=16, outer_diameter=20), dict(thickness=0),
-               dict(outer_diameter=10, thickness=6), dict(size=(16, 16))]
+    "kwargs",
+    [
+        dict(size=0),
+        dict(size=16, outer_diameter=20),
+        dict(thickness=0),
+        dict(outer_diameter=10, thickness=6),
+        dict(size=(16, 16)),
+    ],
 )
 def test_sphere_bad_arguments(kwargs):
     with pytest.raises(ValueError):

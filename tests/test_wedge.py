@@ -121,9 +121,7 @@ def test_differentiable_and_dtype_kept(device):
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize(
-    "bad", [dict(tilt_min=60, tilt_max=-60), dict(tilt_min=-100, tilt_max=60)]
-)
+@pytest.mark.parametrize("bad", [dict(tilt_min=60, tilt_max=-60), dict(tilt_min=-100, tilt_max=60)])
 def test_bad_ranges(bad):
     with pytest.raises(ValueError, match="tilt range"):
         missing_wedge_mask((8, 8, 8), **bad)

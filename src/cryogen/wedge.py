@@ -26,7 +26,8 @@ __all__ = ["missing_wedge_mask", "wedge_operator", "apply_missing_wedge", "kept_
 def _check_range(tilt_min: float, tilt_max: float) -> None:
     if not (-90.0 <= tilt_min < tilt_max <= 90.0):
         raise ValueError(
-            f"tilt range must satisfy -90 <= tilt_min < tilt_max <= 90, got [{tilt_min}, {tilt_max}]"
+            "tilt range must satisfy -90 <= tilt_min < tilt_max <= 90, "
+            f"got [{tilt_min}, {tilt_max}]"
         )
 
 
@@ -39,8 +40,13 @@ def _angles_deg(kz: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
 
 
 def _kept(
-    kz: torch.Tensor, kx: torch.Tensor, tilt_min: float, tilt_max: float, soft_edge: float,
-    nz: int, nx: int,
+    kz: torch.Tensor,
+    kx: torch.Tensor,
+    tilt_min: float,
+    tilt_max: float,
+    soft_edge: float,
+    nz: int,
+    nx: int,
 ) -> torch.Tensor:
     t = _angles_deg(kz, kx)
     dc = (kz == 0) & (kx == 0)
@@ -108,8 +114,10 @@ def missing_wedge_mask(
         raise ValueError(f"soft_edge must be >= 0, got {soft_edge}")
     nz, ny, nx = (int(s) for s in shape)
     kz = torch.fft.fftfreq(nz, dtype=torch.float64)
-    kx = torch.fft.rfftfreq(nx, dtype=torch.float64) if rfft else torch.fft.fftfreq(
-        nx, dtype=torch.float64
+    kx = (
+        torch.fft.rfftfreq(nx, dtype=torch.float64)
+        if rfft
+        else torch.fft.fftfreq(nx, dtype=torch.float64)
     )
     kz_g, kx_g = torch.meshgrid(kz, kx, indexing="ij")
     m = _kept(kz_g, kx_g, tilt_min, tilt_max, soft_edge, nz, nx)
@@ -140,7 +148,9 @@ def wedge_operator(volume: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         Same shape, device and dtype as ``volume``; differentiable.
     """
     if volume.ndim < 3:
-        raise ValueError(f"volume must have at least 3 dimensions (..., z, y, x), got {tuple(volume.shape)}")
+        raise ValueError(
+            f"volume must have at least 3 dimensions (..., z, y, x), got {tuple(volume.shape)}"
+        )
     nz, ny, nx = volume.shape[-3:]
     expected = (nz, ny, nx // 2 + 1)
     if mask.shape[-3:] != expected and tuple(mask.shape[-3:]) != (nz, 1, nx // 2 + 1):
@@ -149,9 +159,13 @@ def wedge_operator(volume: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             f"of a volume of shape {tuple(volume.shape)}"
         )
     dims = (-3, -2, -1)
-    compute_dtype = volume.dtype if volume.dtype in (torch.float32, torch.float64) else torch.float32
+    compute_dtype = (
+        volume.dtype if volume.dtype in (torch.float32, torch.float64) else torch.float32
+    )
     spec = torch.fft.rfftn(volume.to(compute_dtype), dim=dims)
-    out = torch.fft.irfftn(spec * mask.to(device=spec.device, dtype=compute_dtype), s=(nz, ny, nx), dim=dims)
+    out = torch.fft.irfftn(
+        spec * mask.to(device=spec.device, dtype=compute_dtype), s=(nz, ny, nx), dim=dims
+    )
     return out.to(volume.dtype)
 
 
