@@ -1,5 +1,12 @@
 """CryoGEN-ET: missing-wedge restoration of cryo-electron tomograms."""
 
+import os as _os
+
+# OpenMP threads that spin while waiting make CPU training ~10x slower when another
+# process shares the machine; passive waiting costs nothing measurable otherwise.
+# It must be set before torch loads its OpenMP runtime, hence here.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from cryogen.errors import CryogenError, InputError, OutputError
 from cryogen.rotations import (
     CUBE_ROTATIONS,

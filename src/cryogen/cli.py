@@ -8,9 +8,10 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -65,9 +66,7 @@ TiltMin = Annotated[
 TiltMax = Annotated[
     float, typer.Option("--tilt-max", help="Highest tilt angle of the tilt series, degrees.")
 ]
-Overwrite = Annotated[
-    bool, typer.Option("--overwrite", help="Replace an existing output file.")
-]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 BeamAxis = Annotated[
     str,
     typer.Option(
@@ -77,7 +76,7 @@ BeamAxis = Annotated[
     ),
 ]
 PixelSize = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--pixel-size",
         help="Voxel size in Å to use instead of the MRC header's (needed when the header says 0).",
@@ -105,22 +104,26 @@ def phantom(
     name: Annotated[PhantomName, typer.Argument(help="Which phantom to build.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output MRC file.")],
     size: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
-            "--size", min=8,
+            "--size",
+            min=8,
             help="Edge length in voxels (default: sphere 140, prism 96, ribosome: fits the "
             "molecule, crowded 128).",
         ),
     ] = None,
     pixel_size: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
-            "--pixel-size", min=0.1,
+            "--pixel-size",
+            min=0.1,
             help="Voxel size in Å (default: 1.0 for sphere and prism, 10.0 for ribosome and "
             "crowded).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (prism orientation, crowded scene).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (prism orientation, crowded scene).")
+    ] = 0,
     overwrite: Overwrite = False,
 ) -> None:
     """Write a benchmark phantom (appendix A.7 of the paper) as an MRC volume."""
@@ -143,9 +146,10 @@ def corrupt(
     tilt_min: TiltMin = -60.0,
     tilt_max: TiltMax = 60.0,
     snr: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
-            "--snr", min=1e-6,
+            "--snr",
+            min=1e-6,
             help="Add Gaussian noise inside the measured region so that signal variance over "
             "noise variance equals this value in the output (default: no noise).",
         ),
@@ -166,7 +170,7 @@ def corrupt(
 
     check_output_path(output, overwrite)
     vol = read_volume(input, beam_axis=_check_beam_axis(beam_axis), pixel_size=pixel_size)
-    x = torch.as_tensor(vol.data, dtype=torch.float32)
+    x = torch.from_numpy(vol.load()).to(torch.float32)
     mask = missing_wedge_mask(x.shape, tilt_min, tilt_max, soft_edge=soft_edge)
     y = wedge_operator(x, mask)
     if snr is not None:
@@ -174,7 +178,9 @@ def corrupt(
         noise = wedge_operator(torch.randn(x.shape, generator=g), mask)
         noise = noise * math.sqrt(float(y.var()) / snr / float(noise.var()))
         y = y + noise
-    write_volume(output, y.numpy(), voxel_size=vol.voxel_size, origin=vol.origin, overwrite=overwrite)
+    write_volume(
+        output, y.numpy(), voxel_size=vol.voxel_size, origin=vol.origin, overwrite=overwrite
+    )
     extra = f", SNR {snr:g}" if snr is not None else ""
     console.print(f"wrote {output}  wedge [{tilt_min:g}, {tilt_max:g}] deg{extra}")
 
@@ -210,7 +216,7 @@ def evaluate(
         ),
     ] = True,
     json_out: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write the scores to this JSON file.")
+        Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -229,7 +235,11 @@ def evaluate(
         )
     with console.status("scoring"):
         scores = run_evaluate(
-            pred.data, gt.data, tilt_min=tilt_min, tilt_max=tilt_max, scale_fit=scale_fit,
+            pred.data,
+            gt.data,
+            tilt_min=tilt_min,
+            tilt_max=tilt_max,
+            scale_fit=scale_fit,
             voxel_size=gt.voxel_size,
         )
     scores = {"prediction": str(prediction), "truth": str(truth), **scores}
@@ -280,7 +290,9 @@ def show(
     check_output_path(output, overwrite)
     if output.suffix.lower() != ".png":
         raise InputError(f"{output}: the figure is written as PNG; use a .png name")
-    vols = [read_volume(p, beam_axis=_check_beam_axis(beam_axis), check_values=False) for p in volumes]
+    vols = [
+        read_volume(p, beam_axis=_check_beam_axis(beam_axis), check_values=False) for p in volumes
+    ]
     ortho_and_fourier_figure(
         [v.data for v in vols], [p.name for p in volumes], output, voxel_size=vols[0].voxel_size
     )

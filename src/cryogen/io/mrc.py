@@ -1,0 +1,709 @@
+"""MRC volumes: checked, memory-mapped reading and atomic writing.
+
+Conventions (``shared/CONVENTIONS.md``): arrays are ``(z, y, x)`` as ``mrcfile`` returns
+them, the beam runs along ``z`` and the tilt axis is ``y``.  Voxel sizes are in Å and
+isotropic; the origin is ``(x, y, z)`` in Å exactly as the MRC header stores it.
+
+Reading (``read_volume``) memory-maps the file by default and checks it: the file exists,
+is MRC (a file whose header mrcfile rejects is retried in permissive mode only when its
+extension is a known MRC one), holds a 3D volume, is finite and not constant, and has a
+usable voxel size.  Every problem is an ``InputError`` with one line naming the file.
+
+Writing never leaves half a file: data go to a hidden temporary file in the output folder
+(``.NAME.<pid>-<random>.tmp``), which is renamed over the final name with ``os.replace``
+only once complete; on any failure the temporary file is deleted and an existing output is
+left untouched.  An existing output is refused unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mrcfile
+import numpy as np
+
+from cryogen.errors import CryogenError, InputError, OutputError
+
+__all__ = [
+    "MRC_EXTENSIONS",
+    "Volume",
+    "atomic_output",
+    "check_output_path",
+    "create_volume_memmap",
+    "derived_path",
+    "read_volume",
+    "rotate_beam_y_to_z",
+    "rotate_beam_z_to_y",
+    "stem_of",
+    "write_volume",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Extensions under which MRC files are commonly stored (tomograms, tilt stacks, maps).
+#: Other extensions are read too when the header is a valid MRC header.
+MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".rec", ".st", ".ali", ".map", ".mrcs")
+
+_HEADER_BYTES = 1024
+_CHUNK_ELEMENTS = 1 << 22  # voxels per chunk (4 Mi) for the memory-bounded passes
+_WRITE_DTYPES = {"float32": (np.dtype(np.float32), 2), "float16": (np.dtype(np.float16), 12)}
+
+
+# ------------------------------------------------------------------------------ paths
+def stem_of(path: str | os.PathLike[str]) -> str:
+    """The file name without its last suffix: ``TS_01.bin4.rec`` -> ``TS_01.bin4``."""
+    return Path(path).stem
+
+
+def derived_path(
+    path: str | os.PathLike[str],
+    suffix: str,
+    ext: str = ".mrc",
+    out_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The name of an output derived from an input file.
+
+    ``derived_path("a/TS_01.bin4.rec", "_corrected")`` is ``a/TS_01.bin4_corrected.mrc``:
+    only the last suffix of the input is replaced.
+
+    Parameters
+    ----------
+    path
+        The input file.
+    suffix
+        Appended to the stem (for example ``"_corrected"``).
+    ext
+        The new extension, with or without the dot (``""`` for none).
+    out_dir
+        Folder of the output; the input's folder when ``None``.
+    """
+    src = Path(path)
+    if ext and not ext.startswith("."):
+        ext = "." + ext
+    folder = Path(out_dir) if out_dir is not None else src.parent
+    return folder / f"{stem_of(src)}{suffix}{ext}"
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Fail early if ``path`` cannot be written; call before long computations.
+
+    Parameters
+    ----------
+    path
+        The output file.
+    overwrite
+        Allow replacing an existing file.
+
+    Returns
+    -------
+    Path
+        ``path`` as a ``Path`` (not resolved).
+
+    Raises
+    ------
+    OutputError
+        The file exists and ``overwrite`` is false (the message says "use --overwrite"),
+        the path is a folder, or its folder does not exist, is not a folder, or is not
+        writable (the message names the folder).
+    """
+    out = Path(path)
+    if str(path) == "" or out.name == "":
+        raise OutputError(f"{path!s}: not a file name")
+    parent = out.parent
+    if not parent.exists():
+        raise OutputError(f"cannot write {out}: the output folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
+    if out.is_dir():
+        raise OutputError(f"cannot write {out}: it is a folder")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise OutputError(f"{out} already exists; use --overwrite to replace it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {out}: the output folder {parent} is not writable")
+    return out
+
+
+def _temp_path(final: Path) -> Path:
+    """A hidden temporary name beside ``final`` (same folder, so the rename is atomic)."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Write a file atomically: yield a temporary path to write, then rename it.
+
+    On a clean exit the temporary file is renamed to ``path`` with ``os.replace``; on any
+    exception it is deleted and ``path`` is left as it was.  ``OSError`` raised while
+    writing becomes an ``OutputError`` naming the file and its folder.
+
+    Examples
+    --------
+    >>> with atomic_output("scores.json", overwrite=True) as tmp:  # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
+    final = check_output_path(path, overwrite)
+    tmp = _temp_path(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"cannot write {final}: nothing was written")
+        if not overwrite and (final.exists() or final.is_symlink()):
+            raise OutputError(f"{final} already exists; use --overwrite to replace it")
+        os.replace(tmp, final)
+    except BaseException as err:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, CryogenError):
+            reason = err.strerror or str(err)
+            raise OutputError(
+                f"cannot write {final} in the folder {final.parent}: {reason}"
+            ) from err
+        raise
+
+
+# ------------------------------------------------------------------------------ volumes
+@dataclass
+class Volume:
+    """A volume read from an MRC file.
+
+    Attributes
+    ----------
+    data
+        ``(z, y, x)`` array in the file's dtype.  With ``mmap=True`` it is a read-only
+        ``numpy.memmap`` (or a view of one); after ``beam_axis="y"`` it is a view with a
+        negative stride.  ``torch.as_tensor`` rejects negative strides and warns on
+        read-only arrays: use ``load()`` to get an in-memory C-contiguous copy.
+    voxel_size
+        Isotropic voxel size in Å.
+    origin
+        ``(x, y, z)`` origin in Å as the MRC header stores it.
+    path
+        The file it was read from (``None`` when built in memory).
+    """
+
+    data: np.ndarray
+    voxel_size: float
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    path: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(z, y, x)`` shape of ``data``."""
+        return tuple(int(s) for s in self.data.shape)
+
+    def load(self, dtype: Any = np.float32) -> np.ndarray:
+        """The data in memory: a new, writable, C-contiguous array of ``dtype``.
+
+        Returns
+        -------
+        np.ndarray
+            ``(z, y, x)`` copy of ``data`` (ready for ``torch.from_numpy``).
+        """
+        out = np.empty(self.data.shape, dtype=dtype)
+        for sl in _chunks(self.data.shape):
+            out[sl] = self.data[sl]
+        return out
+
+
+def _chunks(shape: Sequence[int]) -> Iterator[tuple[slice, ...]]:
+    """Slices along the first axis, each about ``_CHUNK_ELEMENTS`` voxels."""
+    if len(shape) == 0:
+        yield ()
+        return
+    per_slice = max(1, math.prod(int(s) for s in shape[1:]))
+    step = max(1, _CHUNK_ELEMENTS // per_slice)
+    for start in range(0, int(shape[0]), step):
+        yield (slice(start, min(start + step, int(shape[0]))),)
+
+
+def rotate_beam_y_to_z(data: Any) -> Any:
+    """Rotate a volume whose beam (thickness) axis is ``y`` to the beam-along-``z`` convention.
+
+    The rotation is by -90° about ``x`` (active, right-handed ``x, y, z``; IMOD's
+    ``clip rotx`` is documented as "-90 degrees about X", but its sign convention was not
+    checked against IMOD's output): new ``y`` = old ``z`` and new ``z`` = -old ``y``.  It
+    is a proper rotation (handedness is kept, unlike a plain ``y``/``z`` transpose), done
+    as an exact axis swap plus a flip: ``out[k, j, i] = data[j, ny - 1 - k, i]``.  The
+    tilt axis (the file's ``z``, the image ``y`` of the tilt series) becomes ``y``.
+
+    Parameters
+    ----------
+    data
+        ``(..., nz, ny, nx)`` numpy array or torch tensor, thickness along ``ny``.
+
+    Returns
+    -------
+    array or tensor
+        ``(..., ny, nz, nx)``.  For numpy input a view (no copy, memmaps stay memmaps,
+        with a negative stride); torch tensors are copied (``torch.rot90``).
+    """
+    return _rot_x(data, 1)
+
+
+def rotate_beam_z_to_y(data: Any) -> Any:
+    """The inverse of ``rotate_beam_y_to_z``: +90° about ``x``, back to the thickness along
+    ``y`` (to write results in the orientation of an IMOD input).
+
+    ``(..., nz, ny, nx)`` -> ``(..., ny, nz, nx)`` with ``out[a, b, i] = data[nz - 1 - b, a, i]``;
+    a view for numpy input, a copy for torch tensors.
+    """
+    return _rot_x(data, -1)
+
+
+def _rot_x(data: Any, k: int) -> Any:
+    if getattr(data, "ndim", 0) < 3:
+        raise ValueError(f"need a (..., z, y, x) volume, got shape {tuple(data.shape)}")
+    if isinstance(data, np.ndarray):
+        return np.rot90(data, k, axes=(-3, -2))
+    rot90 = getattr(data, "rot90", None)
+    if rot90 is None:
+        raise TypeError(f"expected a numpy array or torch tensor, got {type(data).__name__}")
+    return rot90(k, (-3, -2))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+@dataclass
+class _HeaderInfo:
+    map_ok: bool
+    dtype: np.dtype | None
+    shape: tuple[int, ...]
+    expected_bytes: int | None
+    file_bytes: int
+
+
+def _inspect_header(path: Path) -> _HeaderInfo | None:
+    """The header's claims (permissive, header only); ``None`` if there is no header."""
+    size = path.stat().st_size
+    if size < _HEADER_BYTES:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, header_only=True, permissive=True) as m:
+                h = m.header
+                map_ok = bytes(h.map)[:3] == b"MAP"
+                shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(h))
+                try:
+                    dtype: np.dtype | None = mrcfile.utils.data_dtype_from_header(h)
+                except ValueError:
+                    dtype = None
+                nsymbt = int(h.nsymbt)
+    except Exception:  # noqa: BLE001 - an unreadable header is "not MRC"
+        return None
+    expected = None
+    if dtype is not None and all(n >= 0 for n in shape) and nsymbt >= 0:
+        expected = _HEADER_BYTES + nsymbt + dtype.itemsize * math.prod(shape)
+    return _HeaderInfo(map_ok, dtype, shape, expected, size)
+
+
+def _plausible(info: _HeaderInfo | None) -> bool:
+    """A header worth a permissive read: known mode, sizes that fit in the file."""
+    return (
+        info is not None
+        and info.expected_bytes is not None
+        and all(n > 0 for n in info.shape)
+        and info.expected_bytes <= info.file_bytes
+    )
+
+
+def _describe_unreadable(path: Path, err: Exception) -> str:
+    """Why mrcfile could not read ``path``, in words (empty, short, truncated, not MRC)."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path}: the file is empty (0 bytes), not an MRC file"
+    if size < _HEADER_BYTES:
+        return (
+            f"{path}: not an MRC file ({size} bytes; an MRC header alone is {_HEADER_BYTES} bytes)"
+        )
+    info = _inspect_header(path)
+    if (
+        info is not None
+        and info.map_ok
+        and info.dtype is not None
+        and info.expected_bytes is not None
+        and info.expected_bytes > size
+    ):
+        return (
+            f"{path}: the MRC file is truncated: its header describes {info.shape} "
+            f"{info.dtype.name} data ({info.expected_bytes} bytes with the header) but the "
+            f"file has {size} bytes"
+        )
+    return f"{path}: not an MRC file ({_one_line(err)})"
+
+
+_OPEN_ERRORS = (ValueError, OverflowError, TypeError, MemoryError)
+
+
+def _open_data(path: Path, mmap: bool) -> tuple[np.ndarray, Any, list[str]]:
+    """Open ``path`` and return (data, header copy, warnings), closing the file.
+
+    A header that mrcfile rejects is retried in permissive mode only for a known MRC
+    extension and only when the header's mode and sizes fit the file.
+    """
+    opener = mrcfile.mmap if mmap else mrcfile.open
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            mrc = opener(path, mode="r", permissive=False)
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a folder, not an MRC file") from None
+        except OSError as err:
+            raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
+        except _OPEN_ERRORS as strict_err:
+            message = _describe_unreadable(path, strict_err)
+            if path.suffix.lower() not in MRC_EXTENSIONS or not _plausible(_inspect_header(path)):
+                raise InputError(message) from None
+            try:
+                mrc = opener(path, mode="r", permissive=True)
+            except (*_OPEN_ERRORS, OSError):
+                raise InputError(message) from None
+            if mrc.data is None:
+                mrc.close()
+                raise InputError(message) from None
+            notes.append(f"read in permissive mode ({_one_line(strict_err)})")
+        try:
+            data = mrc.data
+            header = mrc.header.copy()
+        finally:
+            mrc.close()  # a memmap stays valid after the file is closed
+    notes += [_one_line(w.message) for w in caught]
+    if data is None:
+        raise InputError(f"{path}: the MRC file has no readable data block")
+    if mmap and not data.dtype.isnative:
+        notes.append("non-native byte order: loaded into memory")
+        data = np.asarray(data).astype(data.dtype.newbyteorder("="))
+    elif not mmap:
+        if not data.flags.writeable:
+            try:
+                data.flags.writeable = True  # frombuffer over mrcfile's own bytearray
+            except ValueError:
+                data = np.array(data)
+        if not data.dtype.isnative:
+            data = data.astype(data.dtype.newbyteorder("="))
+    return data, header, notes
+
+
+def _check_shape(path: Path, shape: tuple[int, ...], require_3d: bool) -> None:
+    if math.prod(shape) == 0:
+        raise InputError(f"{path}: holds no data (shape {shape})")
+    if not require_3d:
+        return
+    if len(shape) == 2:
+        raise InputError(f"{path}: is a 2D image of shape {shape}; a 3D volume is needed")
+    if len(shape) == 4:
+        raise InputError(
+            f"{path}: is a stack of {shape[0]} volumes (shape {shape}); give one 3D volume"
+        )
+    if len(shape) != 3:
+        raise InputError(f"{path}: has shape {shape}; a 3D volume is needed")
+    if shape[0] == 1:
+        raise InputError(f"{path}: holds a single section (shape {shape}); a 3D volume is needed")
+    if min(shape) < 2:
+        raise InputError(f"{path}: has shape {shape}; a 3D volume is needed")
+
+
+def _check_values(path: Path, data: np.ndarray) -> None:
+    """NaN, Inf and constant volumes, in chunks along the first axis (memory-bounded)."""
+    is_float = np.issubdtype(data.dtype, np.floating)
+    vmin = vmax = None
+    for sl in _chunks(data.shape):
+        chunk = np.asarray(data[sl])
+        if is_float and not np.isfinite(chunk).all():
+            first = int(sl[0].start) + int(np.argwhere(~np.isfinite(chunk))[0][0])
+            if np.isnan(chunk).any():
+                kind = "NaN (not a number)"
+            else:
+                kind = "Inf (infinite)"
+            raise InputError(
+                f"{path}: contains {kind} values (first in file section {first}); "
+                "the volume must be finite"
+            )
+        cmin, cmax = chunk.min(), chunk.max()
+        vmin = cmin if vmin is None else min(vmin, cmin)
+        vmax = cmax if vmax is None else max(vmax, cmax)
+    if vmin is not None and vmin == vmax:
+        raise InputError(
+            f"{path}: the volume is constant (every voxel is {float(vmin):g}, zero variance); "
+            "there is nothing to restore"
+        )
+
+
+def _voxel_size(path: Path, header: Any, pixel_size: float | None) -> float:
+    sizes = []
+    for cell, grid in (
+        (header.cella.x, header.mx),
+        (header.cella.y, header.my),
+        (header.cella.z, header.mz),
+    ):
+        sizes.append(float(cell) / float(grid) if float(grid) != 0 else 0.0)
+    sizes = [float(f"{s:.6g}") for s in sizes]  # undo float32 noise of cella / mx
+    if pixel_size is not None:
+        if not (math.isfinite(pixel_size) and pixel_size > 0):
+            raise InputError(f"--pixel-size must be a positive number of Å, got {pixel_size}")
+        if sizes[0] > 0 and not math.isclose(sizes[0], pixel_size, rel_tol=1e-4):
+            logger.warning(
+                "%s: header voxel size %.6g Å overridden by --pixel-size %.6g Å",
+                path,
+                sizes[0],
+                pixel_size,
+            )
+        return float(pixel_size)
+    vx = sizes[0]
+    if not (math.isfinite(vx) and vx > 0):
+        raise InputError(
+            f"{path}: the header has voxel size {vx:g}; pass --pixel-size (Å) to give it"
+        )
+    if any(not math.isclose(vx, s, rel_tol=1e-3) for s in sizes[1:]):
+        logger.warning(
+            "%s: anisotropic voxel size (x, y, z) = (%g, %g, %g) Å in the header; using x = %g Å",
+            path,
+            *sizes,
+            vx,
+        )
+    return vx
+
+
+def read_volume(
+    path: str | os.PathLike[str],
+    *,
+    beam_axis: str = "z",
+    pixel_size: float | None = None,
+    mmap: bool = True,
+    require_3d: bool = True,
+    check_values: bool = True,
+) -> Volume:
+    """Read and check an MRC volume.
+
+    Parameters
+    ----------
+    path
+        MRC file (``.mrc``, ``.rec``, ``.st``, ``.ali``, ``.map``; any extension whose
+        header is valid MRC).  Names with several dots (``TS_01.bin4.rec``) are fine.
+    beam_axis
+        ``"z"`` (default): the file follows the project convention.  ``"y"``: the
+        thickness (beam) is along the file's ``y`` (IMOD ``tilt`` without rotation); the
+        data are rotated by -90° about ``x`` (``rotate_beam_y_to_z``, a view) so that
+        the beam runs along ``z`` and the tilt axis along ``y``; the origin's ``y`` and
+        ``z`` are swapped accordingly.
+    pixel_size
+        Voxel size in Å overriding the header (required when the header says 0).
+    mmap
+        Memory-map the data (read-only ``numpy.memmap``) instead of reading it.
+    require_3d
+        Reject 2D images, single sections and volume stacks.
+    check_values
+        Reject NaN, Inf and constant volumes (one pass in chunks, memory-bounded).
+
+    Returns
+    -------
+    Volume
+        ``data`` is ``(z, y, x)`` in the file's dtype (big-endian files are converted to
+        native order in memory).
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the problem.
+    """
+    if beam_axis not in ("z", "y"):
+        raise InputError(f"beam axis must be 'z' or 'y', got {beam_axis!r}")
+    src = Path(path)
+    if not src.exists():
+        raise InputError(f"{src}: file not found")
+    data, header, notes = _open_data(src, mmap)
+    for note in notes:
+        logger.warning("%s: %s", src, note)
+    shape = tuple(int(s) for s in data.shape)
+    _check_shape(src, shape, require_3d)
+    if np.iscomplexobj(data):
+        raise InputError(f"{src}: holds complex data ({data.dtype}); a density is needed")
+    if check_values:
+        _check_values(src, data)
+    voxel = _voxel_size(src, header, pixel_size)
+    origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
+    if beam_axis == "y":
+        if data.ndim != 3:
+            raise InputError(f"{src}: beam axis 'y' needs a 3D volume, got shape {shape}")
+        data = rotate_beam_y_to_z(data)
+        origin = (origin[0], origin[2], origin[1])
+    return Volume(data=data, voxel_size=voxel, origin=origin, path=src)
+
+
+# ------------------------------------------------------------------------------ writing
+def _header_stats(data: np.ndarray) -> tuple[float, float, float, float]:
+    """(min, max, mean, rms) of ``data``, rms being the standard deviation as in MRC2014.
+
+    Computed in float64 chunks (Chan's parallel update), so a large memmap is never
+    copied whole.
+    """
+    n = 0
+    mean = 0.0
+    m2 = 0.0
+    vmin, vmax = math.inf, -math.inf
+    for sl in _chunks(data.shape):
+        c = np.asarray(data[sl], dtype=np.float64)
+        if c.size == 0:
+            continue
+        cn, cmean = c.size, float(c.mean())
+        cm2 = float(np.square(c - cmean).sum())
+        vmin, vmax = min(vmin, float(c.min())), max(vmax, float(c.max()))
+        delta = cmean - mean
+        tot = n + cn
+        mean += delta * cn / tot
+        m2 += cm2 + delta * delta * n * cn / tot
+        n = tot
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    return vmin, vmax, mean, math.sqrt(max(m2, 0.0) / n)
+
+
+def _set_header(mrc: Any, voxel_size: float, origin: Sequence[float]) -> None:
+    mrc.voxel_size = float(voxel_size)
+    mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = (float(o) for o in origin)
+    mrc.add_label("written by cryogen-et")
+
+
+def _check_write_args(voxel_size: float, origin: Sequence[float], dtype: str) -> None:
+    if not (math.isfinite(float(voxel_size)) and float(voxel_size) > 0):
+        raise ValueError(f"voxel_size must be a positive number of Å, got {voxel_size}")
+    if len(origin) != 3 or not all(math.isfinite(float(o)) for o in origin):
+        raise ValueError(f"origin must be three finite numbers (x, y, z) in Å, got {origin}")
+    if dtype not in _WRITE_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_WRITE_DTYPES)}, got {dtype!r}")
+
+
+@contextmanager
+def create_volume_memmap(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    *,
+    voxel_size: float,
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    overwrite: bool = False,
+    dtype: str = "float32",
+    fill: float | None = None,
+) -> Iterator[np.memmap]:
+    """Create an MRC volume on disk and yield its writable memory-mapped data.
+
+    The file is a hidden temporary one in the output folder (``mrcfile.new_mmap``).  On a
+    clean exit the header statistics are computed (in chunks) and the file is renamed to
+    ``path``; on an exception it is deleted and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path
+        The final file.
+    shape
+        ``(z, y, x)``.
+    voxel_size
+        Å, isotropic.
+    origin
+        ``(x, y, z)`` in Å, stored as is in the header.
+    overwrite
+        Allow replacing an existing ``path``.
+    dtype
+        ``"float32"`` (MRC mode 2) or ``"float16"`` (mode 12).
+    fill
+        Value written into every voxel first; ``None`` leaves the new file's contents
+        unspecified (zeros on Linux, where the new file is sparse).
+
+    Yields
+    ------
+    numpy.memmap
+        ``(z, y, x)`` writable array; it is closed when the block ends.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be (z, y, x) with positive sizes, got {shape}")
+    _check_write_args(voxel_size, origin, dtype)
+    np_dtype, mode = _WRITE_DTYPES[dtype]
+    with atomic_output(path, overwrite) as tmp:
+        mrc = mrcfile.new_mmap(tmp, shape, mrc_mode=mode, fill=fill)
+        try:
+            _set_header(mrc, voxel_size, origin)
+            yield mrc.data
+            dmin, dmax, dmean, rms = _header_stats(mrc.data)
+            if not all(math.isfinite(v) for v in (dmin, dmax, dmean, rms)):
+                logger.warning("%s: the written volume contains NaN or Inf", path)
+            mrc.header.dmin, mrc.header.dmax = dmin, dmax
+            mrc.header.dmean, mrc.header.rms = dmean, rms
+        finally:
+            mrc.close()
+
+
+def _to_numpy(data: Any) -> np.ndarray:
+    """numpy view of a numpy array or a (CPU or GPU) torch tensor."""
+    if hasattr(data, "detach") and hasattr(data, "cpu"):
+        t = data.detach().cpu()
+        if getattr(t, "dtype", None) is not None and str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return np.asanyarray(data)
+
+
+def write_volume(
+    path: str | os.PathLike[str],
+    data: Any,
+    *,
+    voxel_size: float,
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    overwrite: bool = False,
+    dtype: str = "float32",
+) -> Path:
+    """Write a ``(z, y, x)`` volume as MRC, atomically.
+
+    Parameters
+    ----------
+    path
+        Output file; refused if it exists unless ``overwrite``.
+    data
+        ``(z, y, x)`` numpy array or torch tensor (any real dtype, any device); converted
+        to ``dtype`` in chunks.
+    voxel_size
+        Å, isotropic.
+    origin
+        ``(x, y, z)`` in Å, as the MRC header stores it (pass ``Volume.origin``).
+    overwrite
+        Allow replacing an existing file.
+    dtype
+        ``"float32"`` (default, MRC mode 2) or ``"float16"`` (mode 12).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    OutputError
+        The output exists (without ``overwrite``) or its folder is missing or not writable;
+        nothing is written, no temporary file is left.
+    ValueError
+        ``data`` is not 3D or is complex, or a bad ``voxel_size``/``origin``/``dtype``.
+    """
+    arr = _to_numpy(data)
+    if arr.ndim != 3:
+        raise ValueError(f"write_volume needs a (z, y, x) volume, got shape {arr.shape}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"cannot write complex data ({arr.dtype}) as a density")
+    _check_write_args(voxel_size, origin, dtype)
+    with create_volume_memmap(
+        path, arr.shape, voxel_size=voxel_size, origin=origin, overwrite=overwrite, dtype=dtype
+    ) as out:
+        for sl in _chunks(arr.shape):
+            out[sl] = arr[sl]
+    return Path(path)

@@ -1,0 +1,320 @@
+"""STAR lists of tomograms with the RELION-5 / IsoNet2 column names.
+
+IsoNet2's ``tomograms.star`` (one ``data_`` block, one row per tomogram) is read as is:
+``rlnTomoName`` holds the tomogram's file, missing values are written ``None``.  A RELION-5
+``tomograms.star``, whose ``rlnTomoName`` is a bare name, is understood through its
+``rlnTomoReconstructedTomogram`` column.  Relative paths are resolved against the folder of
+the STAR file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import starfile
+
+from cryogen.errors import InputError
+from cryogen.io.mrc import atomic_output
+
+__all__ = [
+    "AMPLITUDE_CONTRAST",
+    "CORRECTED_TOMO_NAME",
+    "CS",
+    "DECONV_TOMO_NAME",
+    "DEFOCUS",
+    "HALF1",
+    "HALF2",
+    "MASK_NAME",
+    "PIXEL_SIZE",
+    "RECONSTRUCTED_TOMOGRAM",
+    "TILT_MAX",
+    "TILT_MIN",
+    "TOMO_NAME",
+    "VOLTAGE",
+    "TomogramEntry",
+    "read_star",
+    "tomograms_from_star",
+    "write_star",
+]
+
+TOMO_NAME = "rlnTomoName"
+PIXEL_SIZE = "rlnPixelSize"  # Å
+DEFOCUS = "rlnDefocus"  # Å (IsoNet2)
+VOLTAGE = "rlnVoltage"  # kV
+CS = "rlnSphericalAberration"  # mm
+AMPLITUDE_CONTRAST = "rlnAmplitudeContrast"
+TILT_MIN = "rlnTiltMin"  # degrees
+TILT_MAX = "rlnTiltMax"  # degrees
+MASK_NAME = "rlnMaskName"
+DECONV_TOMO_NAME = "rlnDeconvTomoName"
+CORRECTED_TOMO_NAME = "rlnCorrectedTomoName"
+#: IsoNet2 noise2noise halves (even/odd frames or tilts).
+HALF1 = "rlnTomoReconstructedTomogramHalf1"
+HALF2 = "rlnTomoReconstructedTomogramHalf2"
+#: RELION-5: the tomogram's file when ``rlnTomoName`` is only a name.
+RECONSTRUCTED_TOMOGRAM = "rlnTomoReconstructedTomogram"
+
+_PATH_COLUMNS = [
+    TOMO_NAME,
+    MASK_NAME,
+    DECONV_TOMO_NAME,
+    CORRECTED_TOMO_NAME,
+    HALF1,
+    HALF2,
+    RECONSTRUCTED_TOMOGRAM,
+]
+_NUMBER_COLUMNS = [PIXEL_SIZE, DEFOCUS, VOLTAGE, CS, AMPLITUDE_CONTRAST, TILT_MIN, TILT_MAX]
+_MISSING = {"", "none", "<na>", "nan", "null"}
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in _MISSING
+
+
+def _pick_block(src: Path, data: Any, block: str | None) -> pd.DataFrame:
+    """The DataFrame of ``block``, else the block with ``rlnTomoName``, else the first."""
+    if isinstance(data, pd.DataFrame):
+        blocks: dict[str, Any] = {"": data}
+    elif isinstance(data, Mapping):
+        blocks = dict(data)
+    else:  # pragma: no cover - starfile returns one of the above
+        raise InputError(f"{src}: not a readable STAR file")
+    if not blocks:
+        raise InputError(f"{src}: not a STAR file (no data block found)")
+    # a block of "_rlnX value" pairs comes back as a dict of values: make it one row
+    if blocks and all(not isinstance(v, (pd.DataFrame, Mapping)) for v in blocks.values()):
+        blocks = {"": pd.DataFrame([blocks])}
+    frames = {
+        name: (v if isinstance(v, pd.DataFrame) else pd.DataFrame([dict(v)]))
+        for name, v in blocks.items()
+    }
+    if block is not None:
+        if block not in frames:
+            raise InputError(f"{src}: no data block 'data_{block}' (blocks: {sorted(frames)})")
+        return frames[block]
+    for frame in frames.values():
+        if TOMO_NAME in frame.columns:
+            return frame
+    return next(iter(frames.values()))
+
+
+def read_star(path: str | os.PathLike[str], *, block: str | None = None) -> pd.DataFrame:
+    """Read one data block of a STAR file as a DataFrame.
+
+    With several blocks, the one named ``block`` (without ``data_``) is returned, or by
+    default the first containing ``rlnTomoName``, else the first.  Name and path columns
+    stay strings (a tomogram named ``01`` is not turned into the number 1); missing values
+    (``None``, ``<NA>``, empty) become ``None`` in text columns and NaN in the known number
+    columns (``rlnPixelSize``, ``rlnDefocus``, ``rlnTiltMin``, ...).
+
+    Raises
+    ------
+    InputError
+        The file is missing or is not a STAR file.
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise InputError(f"{src}: file not found" if not src.exists() else f"{src}: not a file")
+    try:
+        data = starfile.read(src, parse_as_string=list(_PATH_COLUMNS))
+    except Exception as err:  # noqa: BLE001 - starfile raises many kinds on bad input
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(f"{src}: not a readable STAR file ({reason})") from None
+    frame = _pick_block(src, data, block).copy()
+    for col in frame.columns:
+        if col in _NUMBER_COLUMNS:
+            values = frame[col].map(lambda v: math.nan if _is_missing(v) else v)
+            try:
+                frame[col] = pd.to_numeric(values)
+            except (ValueError, TypeError):
+                frame[col] = values  # left as text; tomograms_from_star names the bad row
+        elif frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            frame[col] = frame[col].map(lambda v: None if _is_missing(v) else v).astype(object)
+    return frame
+
+
+def write_star(
+    path: str | os.PathLike[str],
+    df: pd.DataFrame | Mapping[str, pd.DataFrame],
+    overwrite: bool = False,
+) -> Path:
+    """Write a DataFrame (one ``data_`` block) or a dict of them as STAR, atomically.
+
+    Columns are named without the leading underscore (``rlnTomoName``).  Missing values are
+    written ``None`` as IsoNet2 does; floats with 6 decimals (starfile's default).
+
+    Raises
+    ------
+    OutputError
+        The file exists (without ``overwrite``) or its folder is missing or not writable.
+    """
+    if isinstance(df, pd.DataFrame):
+        payload: Any = df
+    elif isinstance(df, Mapping) and all(isinstance(v, pd.DataFrame) for v in df.values()):
+        payload = dict(df)
+    else:
+        raise TypeError(f"write_star needs a DataFrame or a dict of them, got {type(df)}")
+    with atomic_output(path, overwrite) as tmp:
+        starfile.write(payload, tmp, na_rep="None")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class TomogramEntry:
+    """One row of a tomogram STAR file (paths resolved, numbers parsed).
+
+    Attributes
+    ----------
+    name
+        ``rlnTomoName`` as written in the file.
+    path
+        The tomogram (``rlnTomoName``, or RELION-5's ``rlnTomoReconstructedTomogram``),
+        resolved against the STAR file's folder; it exists.
+    row
+        1-based row number in the block (used in messages).
+    pixel_size
+        ``rlnPixelSize`` in Å, or ``None`` (then the MRC header decides).
+    tilt_min, tilt_max
+        ``rlnTiltMin`` / ``rlnTiltMax`` in degrees, or ``None``.
+    mask
+        ``rlnMaskName`` resolved (exists), or ``None``.
+    defocus, voltage, cs, amplitude_contrast
+        ``rlnDefocus`` (Å), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm),
+        ``rlnAmplitudeContrast``, or ``None``.
+    deconv_path, corrected_path
+        ``rlnDeconvTomoName`` / ``rlnCorrectedTomoName`` resolved (not required to exist:
+        they may be outputs), or ``None``.
+    half1, half2
+        IsoNet2 noise2noise halves resolved (exist), or ``None``.
+    """
+
+    name: str
+    path: Path
+    row: int
+    pixel_size: float | None = None
+    tilt_min: float | None = None
+    tilt_max: float | None = None
+    mask: Path | None = None
+    defocus: float | None = None
+    voltage: float | None = None
+    cs: float | None = None
+    amplitude_contrast: float | None = None
+    deconv_path: Path | None = None
+    corrected_path: Path | None = None
+    half1: Path | None = None
+    half2: Path | None = None
+
+
+def _resolve(base: Path, value: Any) -> Path:
+    p = Path(str(value).strip()).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
+    """The tomograms listed in a STAR file (IsoNet2 ``tomograms.star`` or RELION-5).
+
+    Parameters
+    ----------
+    path
+        STAR file; its block containing ``rlnTomoName`` is used.
+
+    Returns
+    -------
+    list[TomogramEntry]
+        One entry per row, in file order (empty if the block has no rows).
+
+    Raises
+    ------
+    InputError
+        No ``rlnTomoName`` column; a listed tomogram, mask or half does not exist; a number
+        cannot be parsed; a pixel size is not positive; ``tilt_min >= tilt_max`` or a tilt
+        outside ``[-90, 90]``.  The message names the STAR file and the row.
+    """
+    src = Path(path)
+    frame = read_star(src)
+    if TOMO_NAME not in frame.columns:
+        cols = ", ".join(map(str, frame.columns)) or "none"
+        raise InputError(f"{src}: no {TOMO_NAME} column (columns: {cols})")
+    base = src.parent
+    entries: list[TomogramEntry] = []
+    for i, (_, rec) in enumerate(frame.iterrows(), start=1):
+        row = rec.to_dict()
+        name_value = row[TOMO_NAME]
+        where = f"{src}, row {i}"
+        if _is_missing(name_value):
+            raise InputError(f"{where}: {TOMO_NAME} is empty")
+        name = str(name_value)
+
+        def number(col: str, row: dict[str, Any] = row, where: str = where) -> float | None:
+            value = row.get(col)
+            if _is_missing(value):
+                return None
+            try:
+                out = float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{where}: {col} {value!r} is not a number") from None
+            if not math.isfinite(out):
+                raise InputError(f"{where}: {col} {value!r} is not a finite number")
+            return out
+
+        def existing(col: str, row: dict[str, Any] = row, where: str = where) -> Path | None:
+            value = row.get(col)
+            if _is_missing(value):
+                return None
+            p = _resolve(base, value)
+            if not p.is_file():
+                raise InputError(f"{where}: {col} {str(value)!r} does not exist ({p})")
+            return p
+
+        def optional(col: str, row: dict[str, Any] = row) -> Path | None:
+            value = row.get(col)
+            return None if _is_missing(value) else _resolve(base, value)
+
+        tomo = _resolve(base, name)
+        if not tomo.is_file():
+            alt = optional(RECONSTRUCTED_TOMOGRAM)
+            if alt is not None and alt.is_file():
+                tomo = alt
+            else:
+                raise InputError(f"{where}: tomogram {name!r} does not exist ({tomo})")
+        pixel = number(PIXEL_SIZE)
+        if pixel is not None and pixel <= 0:
+            raise InputError(f"{where}: {PIXEL_SIZE} must be positive, got {pixel:g}")
+        tmin, tmax = number(TILT_MIN), number(TILT_MAX)
+        for col, t in ((TILT_MIN, tmin), (TILT_MAX, tmax)):
+            if t is not None and abs(t) > 90:
+                raise InputError(f"{where}: {col} {t:g} is outside [-90, 90] degrees")
+        if tmin is not None and tmax is not None and tmin >= tmax:
+            raise InputError(
+                f"{where}: {TILT_MIN} {tmin:g} must be smaller than {TILT_MAX} {tmax:g}"
+            )
+        entries.append(
+            TomogramEntry(
+                name=name,
+                path=tomo,
+                row=i,
+                pixel_size=pixel,
+                tilt_min=tmin,
+                tilt_max=tmax,
+                mask=existing(MASK_NAME),
+                defocus=number(DEFOCUS),
+                voltage=number(VOLTAGE),
+                cs=number(CS),
+                amplitude_contrast=number(AMPLITUDE_CONTRAST),
+                deconv_path=optional(DECONV_TOMO_NAME),
+                corrected_path=optional(CORRECTED_TOMO_NAME),
+                half1=existing(HALF1),
+                half2=existing(HALF2),
+            )
+        )
+    return entries

@@ -1,0 +1,634 @@
+"""The I/O layer: MRC round trips, atomic writes, bad input, beam axis, .tlt and STAR."""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import warnings
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import cryogen.io.mrc as mrc_module
+from cryogen.errors import InputError, OutputError
+from cryogen.io import (
+    CORRECTED_TOMO_NAME,
+    DEFOCUS,
+    MASK_NAME,
+    PIXEL_SIZE,
+    RECONSTRUCTED_TOMOGRAM,
+    TILT_MAX,
+    TILT_MIN,
+    TOMO_NAME,
+    VOLTAGE,
+    Volume,
+    atomic_output,
+    check_output_path,
+    create_volume_memmap,
+    derived_path,
+    read_star,
+    read_tlt,
+    read_volume,
+    rotate_beam_y_to_z,
+    rotate_beam_z_to_y,
+    stem_of,
+    tomograms_from_star,
+    write_star,
+    write_tlt,
+    write_volume,
+)
+
+
+# ------------------------------------------------------------------------------ helpers
+def rand(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def mrc_write(path, data, voxel_size=2.5, origin=None):
+    """Write with mrcfile directly (independent of the code under test)."""
+    with warnings.catch_warnings(), mrcfile.new(path, overwrite=True) as m:
+        warnings.simplefilter("ignore")  # mrcfile warns about NaN/Inf in the bad inputs
+        m.set_data(np.asarray(data))
+        m.voxel_size = voxel_size
+        if origin is not None:
+            m.header.origin.x, m.header.origin.y, m.header.origin.z = origin
+    return path
+
+
+def memmap_backed(a):
+    obj = a
+    while obj is not None:
+        if isinstance(obj, (np.memmap, mmap.mmap)):
+            return True
+        obj = getattr(obj, "base", None)
+    return False
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def one_line_error(excinfo, *needles):
+    msg = str(excinfo.value)
+    assert "\n" not in msg, msg
+    for needle in needles:
+        assert str(needle) in msg, msg
+    return msg
+
+
+# ------------------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("voxel", [1.234, 7.5, 2.62])
+@pytest.mark.parametrize("mmap_read", [True, False])
+def test_round_trip_is_exact(tmp_path, voxel, mmap_read):
+    data = rand((12, 17, 23))
+    origin = (10.5, -3.25, 100.0)
+    out = write_volume(tmp_path / "v.mrc", data, voxel_size=voxel, origin=origin)
+    assert out == tmp_path / "v.mrc"
+    vol = read_volume(out, mmap=mmap_read)
+    assert vol.data.dtype == np.float32 and vol.data.shape == (12, 17, 23)
+    np.testing.assert_array_equal(np.asarray(vol.data), data)
+    assert vol.voxel_size == voxel
+    assert vol.origin == origin
+    assert vol.path == out
+    # the header agrees for any other MRC reader
+    with mrcfile.open(out) as m:
+        assert m.data.shape == (12, 17, 23)
+        assert float(m.voxel_size.z) == pytest.approx(voxel, rel=1e-6)
+        assert m.header.ispg == 1  # a volume, not an image stack
+
+
+def test_write_converts_torch_and_float64_and_float16(tmp_path):
+    t = torch.from_numpy(rand((8, 9, 10)).astype(np.float64))
+    write_volume(tmp_path / "t.mrc", t, voxel_size=3.0)
+    np.testing.assert_array_equal(
+        read_volume(tmp_path / "t.mrc").data, t.numpy().astype(np.float32)
+    )
+    write_volume(tmp_path / "h.mrc", t, voxel_size=3.0, dtype="float16")
+    vol = read_volume(tmp_path / "h.mrc")
+    assert vol.data.dtype == np.float16
+    np.testing.assert_array_equal(vol.data, t.numpy().astype(np.float16))
+    with pytest.raises(ValueError, match="shape"):
+        write_volume(tmp_path / "2d.mrc", rand((8, 8)), voxel_size=1.0)
+    with pytest.raises(ValueError, match="voxel_size"):
+        write_volume(tmp_path / "v0.mrc", rand((4, 4, 4)), voxel_size=0.0)
+    assert not (tmp_path / "2d.mrc").exists() and not (tmp_path / "v0.mrc").exists()
+
+
+def test_header_stats_match_numpy_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(mrc_module, "_CHUNK_ELEMENTS", 50)  # many chunks of ~one section
+    data = (rand((11, 7, 6)) * 3.0 + 1000.0).astype(np.float32)  # large mean, small spread
+    write_volume(tmp_path / "s.mrc", data, voxel_size=1.0)
+    d64 = data.astype(np.float64)
+    with mrcfile.open(tmp_path / "s.mrc") as m:
+        h = m.header
+        assert float(h.dmin) == pytest.approx(d64.min(), rel=1e-7)
+        assert float(h.dmax) == pytest.approx(d64.max(), rel=1e-7)
+        assert float(h.dmean) == pytest.approx(d64.mean(), rel=1e-7)
+        assert float(h.rms) == pytest.approx(d64.std(), rel=1e-5)
+
+
+def test_memmap_reading(tmp_path):
+    data = rand((6, 7, 8))
+    mrc_write(tmp_path / "a.mrc", data)
+    vol = read_volume(tmp_path / "a.mrc")
+    assert isinstance(vol.data, np.memmap) and memmap_backed(vol.data)
+    assert not vol.data.flags.writeable  # never modifies the user's file
+    np.testing.assert_array_equal(vol.data, data)
+    loaded = vol.load()
+    assert not memmap_backed(loaded) and loaded.flags.c_contiguous and loaded.flags.writeable
+    np.testing.assert_array_equal(loaded, data)
+    in_memory = read_volume(tmp_path / "a.mrc", mmap=False)
+    assert not memmap_backed(in_memory.data) and in_memory.data.flags.writeable
+    np.testing.assert_array_equal(in_memory.data, data)
+
+
+def test_create_volume_memmap_streams_and_renames(tmp_path):
+    data = rand((9, 8, 7))
+    out = tmp_path / "stream.mrc"
+    with create_volume_memmap(out, data.shape, voxel_size=4.0, origin=(1.0, 2.0, 3.0)) as arr:
+        assert memmap_backed(arr) and arr.shape == (9, 8, 7) and arr.dtype == np.float32
+        assert not out.exists()  # only the hidden temporary file exists while writing
+        for z in range(data.shape[0]):
+            arr[z] = data[z]
+    assert listing(tmp_path) == ["stream.mrc"]
+    vol = read_volume(out)
+    np.testing.assert_array_equal(vol.data, data)
+    assert (vol.voxel_size, vol.origin) == (4.0, (1.0, 2.0, 3.0))
+    with mrcfile.open(out) as m:
+        assert float(m.header.dmax) == pytest.approx(float(data.max()))
+
+
+# ------------------------------------------------------------------------------ atomic writes
+def test_existing_output_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "TS_01.bin4_corrected.mrc"
+    write_volume(out, rand((4, 5, 6), 1), voxel_size=2.0)
+    with pytest.raises(OutputError) as e:
+        write_volume(out, rand((4, 5, 6), 2), voxel_size=2.0)
+    one_line_error(e, out.name, "use --overwrite")
+    np.testing.assert_array_equal(read_volume(out).data, rand((4, 5, 6), 1))
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output_path(out, False)
+    assert check_output_path(out, True) == out
+    write_volume(out, rand((4, 5, 6), 2), voxel_size=2.0, overwrite=True)
+    np.testing.assert_array_equal(read_volume(out).data, rand((4, 5, 6), 2))
+    assert listing(tmp_path) == [out.name]
+
+
+def failing_stats(data):
+    raise RuntimeError("simulated crash in the middle of the write")
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(mrc_module, "_header_stats", failing_stats)
+    with pytest.raises(RuntimeError, match="simulated"):
+        write_volume(tmp_path / "out.mrc", rand((8, 8, 8)), voxel_size=1.0)
+    assert listing(tmp_path) == []  # neither the output nor a temporary file
+
+
+def test_failed_overwrite_keeps_the_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "out.mrc"
+    write_volume(out, rand((8, 8, 8), 1), voxel_size=1.0)
+    before = out.read_bytes()
+    monkeypatch.setattr(mrc_module, "_header_stats", failing_stats)
+    with pytest.raises(RuntimeError):
+        write_volume(out, rand((8, 8, 8), 2), voxel_size=1.0, overwrite=True)
+    assert listing(tmp_path) == ["out.mrc"] and out.read_bytes() == before
+
+
+def test_exception_inside_memmap_block_deletes_the_temporary_file(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with create_volume_memmap(tmp_path / "s.mrc", (4, 4, 4), voxel_size=1.0) as arr:
+            arr[0] = 1.0
+            raise KeyboardInterrupt
+    assert listing(tmp_path) == []
+
+
+def test_atomic_output_for_any_file(tmp_path):
+    with atomic_output(tmp_path / "scores.json") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".")
+        tmp.write_text("{}")
+    assert listing(tmp_path) == ["scores.json"]
+    with pytest.raises(ZeroDivisionError):
+        with atomic_output(tmp_path / "other.json") as tmp:
+            tmp.write_text("half")
+            1 / 0  # noqa: B018
+    assert listing(tmp_path) == ["scores.json"]
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError) as e:
+        write_volume(blocker / "out.mrc", rand((4, 4, 4)), voxel_size=1.0)
+    one_line_error(e, str(blocker), "not a folder")
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(OutputError) as e:
+        write_volume(missing / "out.mrc", rand((4, 4, 4)), voxel_size=1.0)
+    one_line_error(e, str(missing), "does not exist")
+    with pytest.raises(OutputError, match="folder"):
+        check_output_path(tmp_path, True)  # a folder is not a file name
+    for bad in (blocker / "a.tlt", missing / "a.star"):
+        with pytest.raises(OutputError):
+            write_tlt(bad, [0.0]) if bad.suffix == ".tlt" else write_star(bad, pd.DataFrame())
+    assert listing(tmp_path) == ["file"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_output_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(OutputError) as e:
+            write_volume(ro / "out.mrc", rand((4, 4, 4)), voxel_size=1.0)
+        one_line_error(e, str(ro), "not writable")
+        assert listing(ro) == []
+    finally:
+        ro.chmod(0o700)
+
+
+# ------------------------------------------------------------------------------ beam axis
+def test_beam_axis_y_is_a_proper_rotation_to_z(tmp_path):
+    nz, ny, nx = 13, 5, 9  # thickness (beam) along the file's y
+    data = rand((nz, ny, nx))
+    data[2, 0, 7] = 50.0  # a point feature at file (z=2, y=0, x=7)
+    mrc_write(tmp_path / "imod.rec", data, origin=(1.0, 2.0, 3.0))
+    vol = read_volume(tmp_path / "imod.rec", beam_axis="y")
+    assert vol.data.shape == (ny, nz, nx)  # the thickness is now along z
+    assert memmap_backed(vol.data)  # still a view of the memory map
+    # -90 degrees about x: new y = old z, new z = -old y, so (2, 0, 7) -> (ny - 1, 2, 7)
+    assert np.unravel_index(np.argmax(vol.data), vol.data.shape) == (ny - 1, 2, 7)
+    np.testing.assert_array_equal(rotate_beam_z_to_y(vol.data), data)  # inverse
+    np.testing.assert_array_equal(vol.load(), np.ascontiguousarray(rotate_beam_y_to_z(data)))
+    assert vol.origin == (1.0, 3.0, 2.0)  # y and z follow the axes
+    # torch and numpy agree, and the rotated volume goes into torch through load()
+    t = torch.from_numpy(data)
+    assert torch.equal(rotate_beam_y_to_z(t), torch.from_numpy(vol.load()))
+    assert torch.equal(rotate_beam_z_to_y(rotate_beam_y_to_z(t)), t)
+
+
+def test_beam_rotation_keeps_handedness():
+    # unit steps along x, y, z from the centre of an odd-sized volume, and where they land
+    n = 5
+    c = n // 2
+    cols = []
+    for step in ((0, 0, 1), (0, 1, 0), (1, 0, 0)):  # x, y, z steps in (z, y, x) indexing
+        a = np.zeros((n, n, n), np.float32)
+        a[c + step[0], c + step[1], c + step[2]] = 1.0
+        z, y, x = np.unravel_index(np.argmax(rotate_beam_y_to_z(a)), a.shape)
+        cols.append((x - c, y - c, z - c))
+    rot = np.array(cols, dtype=float).T  # columns: images of e_x, e_y, e_z in (x, y, z)
+    np.testing.assert_array_equal(rot @ rot.T, np.eye(3))
+    assert round(np.linalg.det(rot)) == 1  # a rotation, not a mirror
+    np.testing.assert_array_equal(rot, [[1, 0, 0], [0, 0, 1], [0, -1, 0]])
+
+
+def test_bad_beam_axis(tmp_path):
+    mrc_write(tmp_path / "a.mrc", rand((4, 4, 4)))
+    with pytest.raises(InputError, match="beam axis"):
+        read_volume(tmp_path / "a.mrc", beam_axis="x")
+
+
+# ------------------------------------------------------------------------------ bad input
+def make_bad(tmp_path, case):
+    """Write the bad file of ``case`` and return its path."""
+    path = tmp_path / f"{case}.mrc"
+    if case == "random_bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "text":
+        path.write_text("this is not an MRC file at all\n" * 60)
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "short":
+        path.write_bytes(b"MAP " * 10)
+    elif case == "truncated":
+        mrc_write(path, rand((8, 8, 8)))
+        path.write_bytes(path.read_bytes()[:-100])
+    elif case == "two_d":
+        mrc_write(path, rand((16, 16)))
+    elif case == "one_section":
+        mrc_write(path, rand((1, 16, 16)))
+    elif case in ("nan", "inf"):
+        d = rand((8, 8, 8))
+        d[6, 3, 3] = np.nan if case == "nan" else -np.inf
+        mrc_write(path, d)
+    elif case == "constant":
+        mrc_write(path, np.full((8, 8, 8), 1.5, np.float32))
+    elif case == "voxel0":
+        mrc_write(path, rand((8, 8, 8)), voxel_size=0.0)
+    elif case == "folder":
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("missing", ["not found"]),
+        ("folder", ["folder"]),
+        ("random_bytes", ["not an MRC file"]),
+        ("text", ["not an MRC file"]),
+        ("empty", ["empty"]),
+        ("short", ["not an MRC file"]),
+        ("truncated", ["truncated", "(8, 8, 8)"]),
+        ("two_d", ["2D", "(16, 16)"]),
+        ("one_section", ["single section"]),
+        ("nan", ["NaN", "section 6"]),
+        ("inf", ["Inf"]),
+        ("constant", ["constant", "1.5"]),
+        ("voxel0", ["voxel size 0", "--pixel-size"]),
+    ],
+)
+@pytest.mark.parametrize("mmap_read", [True, False])
+def test_bad_input_is_one_line_naming_the_file(tmp_path, case, needles, mmap_read):
+    path = make_bad(tmp_path, case)
+    with pytest.raises(InputError) as e:
+        read_volume(path, mmap=mmap_read)
+    one_line_error(e, path, *needles)
+    assert isinstance(e.value, ValueError)  # InputError is also a ValueError
+
+
+def test_nan_found_in_a_later_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(mrc_module, "_CHUNK_ELEMENTS", 64)  # one section per chunk
+    d = rand((8, 8, 8))
+    d[7, 7, 7] = np.nan
+    mrc_write(tmp_path / "n.mrc", d)
+    with pytest.raises(InputError, match="NaN.*section 7"):
+        read_volume(tmp_path / "n.mrc")
+    assert read_volume(tmp_path / "n.mrc", check_values=False).data.shape == (8, 8, 8)
+
+
+def test_checks_can_be_relaxed(tmp_path):
+    two_d = make_bad(tmp_path, "two_d")
+    assert read_volume(two_d, require_3d=False).data.shape == (16, 16)
+    const = make_bad(tmp_path, "constant")
+    assert float(read_volume(const, check_values=False).data.max()) == 1.5
+
+
+def test_voxel_size_zero_needs_pixel_size(tmp_path):
+    path = make_bad(tmp_path, "voxel0")
+    vol = read_volume(path, pixel_size=4.2)
+    assert vol.voxel_size == 4.2
+    with pytest.raises(InputError, match="pixel-size"):
+        read_volume(path, pixel_size=-1.0)
+    # a given pixel size also overrides a valid header
+    ok = mrc_write(tmp_path / "ok.mrc", rand((4, 4, 4)))
+    assert read_volume(ok, pixel_size=3).voxel_size == 3
+
+
+def test_anisotropic_voxel_uses_x_and_warns(tmp_path, caplog):
+    path = tmp_path / "aniso.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(rand((4, 5, 6)))
+        m.voxel_size = (2.0, 2.0, 3.0)
+    with caplog.at_level(logging.WARNING, logger="cryogen.io.mrc"):
+        assert read_volume(path).voxel_size == 2.0
+    assert "anisotropic" in caplog.text
+
+
+def test_multi_dot_names_and_derived_paths(tmp_path):
+    data = rand((6, 6, 6))
+    src = mrc_write(tmp_path / "TS_01.bin4.rec", data, voxel_size=10.8)
+    vol = read_volume(src)
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.voxel_size == 10.8
+    assert stem_of(src) == "TS_01.bin4"
+    out = derived_path(src, "_corrected")
+    assert out == tmp_path / "TS_01.bin4_corrected.mrc"
+    assert derived_path(src, "_wedge", ext="mrc", out_dir="res") == (
+        Path("res") / "TS_01.bin4_wedge.mrc"
+    )
+    assert derived_path("a/TS_01.bin4.rec", "", ext=".tlt").name == "TS_01.bin4.tlt"
+    write_volume(out, vol.data, voxel_size=vol.voxel_size)
+    assert sorted(listing(tmp_path)) == ["TS_01.bin4.rec", "TS_01.bin4_corrected.mrc"]
+
+
+@pytest.mark.parametrize("ext", [".st", ".ali", ".map", ".dat", ""])
+def test_any_extension_with_a_valid_header(tmp_path, ext):
+    data = rand((5, 6, 7))
+    path = tmp_path / f"vol{ext}"
+    with mrcfile.new(tmp_path / "x.mrc") as m:
+        m.set_data(data)
+        m.voxel_size = 1.5
+    (tmp_path / "x.mrc").rename(path)
+    np.testing.assert_array_equal(read_volume(path).data, data)
+
+
+def test_permissive_read_only_for_mrc_extensions(tmp_path, caplog):
+    # a valid file whose map ID was lost (as old software writes): read, with a warning,
+    # when the extension says MRC; refused under an unknown extension
+    data = rand((5, 6, 7))
+    good = mrc_write(tmp_path / "old.mrc", data)
+    raw = bytearray(good.read_bytes())
+    raw[208:212] = b"\0\0\0\0"
+    good.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="cryogen.io.mrc"):
+        np.testing.assert_array_equal(read_volume(good).data, data)
+    assert "permissive" in caplog.text
+    other = tmp_path / "old.bin"
+    other.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="not an MRC file"):
+        read_volume(other)
+
+
+def test_volume_dataclass():
+    v = Volume(data=np.zeros((2, 3, 4), np.float32), voxel_size=1.0)
+    assert v.shape == (2, 3, 4) and v.origin == (0.0, 0.0, 0.0) and v.path is None
+
+
+# ------------------------------------------------------------------------------ .tlt
+def test_tlt_round_trip_is_exact(tmp_path):
+    angles = np.array([-60.0, -57.03, -0.0, 0.1 + 0.2, 1e-5, 58.5, 62.0])
+    path = write_tlt(tmp_path / "TS_01.bin4.tlt", angles)
+    back = read_tlt(path)
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(back, angles)
+    with pytest.raises(OutputError, match="--overwrite"):
+        write_tlt(path, angles)
+    write_tlt(path, angles[:2], overwrite=True)
+    np.testing.assert_array_equal(read_tlt(path), angles[:2])
+
+
+def test_tlt_imod_format_blank_lines(tmp_path):
+    path = tmp_path / "a.tlt"
+    path.write_text("  -54.00\n\n  -51.00\r\n   0.00\n  62.00\n\n")
+    np.testing.assert_array_equal(read_tlt(path), [-54.0, -51.0, 0.0, 62.0])
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("-60\n-57\nabc\n", ["line 3", "abc"]),
+        ("-60\n\n-57 -54\n", ["line 3"]),
+        ("-60\n95\n", ["line 2", "[-90, 90]"]),
+        ("-60\nnan\n", ["line 2"]),
+        ("\n\n  \n", ["no tilt angles"]),
+        ("", ["no tilt angles"]),
+    ],
+)
+def test_tlt_bad_input(tmp_path, text, needles):
+    path = tmp_path / "bad.tlt"
+    path.write_text(text)
+    with pytest.raises(InputError) as e:
+        read_tlt(path)
+    one_line_error(e, path, *needles)
+
+
+def test_tlt_missing_and_binary(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_tlt(tmp_path / "none.tlt")
+    (tmp_path / "b.tlt").write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(InputError, match="b.tlt"):
+        read_tlt(tmp_path / "b.tlt")
+
+
+# ------------------------------------------------------------------------------ STAR
+@pytest.fixture()
+def project(tmp_path):
+    """An IsoNet2-like project: tomos/ beside the STAR file, a mask for the second one."""
+    (tmp_path / "tomos").mkdir()
+    for name in ("TS_01.bin4.rec", "TS_02.bin4.rec", "mask_02.mrc"):
+        mrc_write(tmp_path / "tomos" / name, rand((6, 6, 6)))
+    return tmp_path
+
+
+def tomo_frame():
+    return pd.DataFrame(
+        {
+            "rlnIndex": [1, 2],
+            TOMO_NAME: ["tomos/TS_01.bin4.rec", "tomos/TS_02.bin4.rec"],
+            PIXEL_SIZE: [10.8, 10.8],
+            DEFOCUS: [30000.0, 42000.5],
+            VOLTAGE: [300.0, 300.0],
+            MASK_NAME: [None, "tomos/mask_02.mrc"],
+            TILT_MIN: [-60.0, -54.0],
+            TILT_MAX: [60.0, 62.0],
+            CORRECTED_TOMO_NAME: [None, "corrected/TS_02.bin4_corrected.mrc"],
+        }
+    )
+
+
+def test_star_round_trip_with_the_column_names(project):
+    df = tomo_frame()
+    path = write_star(project / "tomograms.star", df)
+    text = path.read_text()
+    for col in (TOMO_NAME, PIXEL_SIZE, MASK_NAME, TILT_MIN, TILT_MAX, CORRECTED_TOMO_NAME):
+        assert f"_{col} " in text
+    assert "None" in text  # missing values as IsoNet2 writes them
+    back = read_star(path)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    with pytest.raises(OutputError, match="--overwrite"):
+        write_star(path, df)
+
+
+def test_tomograms_from_star_resolves_paths_against_the_star_folder(project, monkeypatch):
+    star = write_star(project / "tomograms.star", tomo_frame())
+    monkeypatch.chdir(project / "tomos")  # the working directory must not matter
+    a, b = tomograms_from_star(star)
+    assert a.path == project / "tomos" / "TS_01.bin4.rec" and a.path.is_file()
+    assert (a.name, a.row, a.pixel_size, a.tilt_min, a.tilt_max) == (
+        "tomos/TS_01.bin4.rec",
+        1,
+        10.8,
+        -60.0,
+        60.0,
+    )
+    assert a.mask is None and a.corrected_path is None and a.defocus == 30000.0
+    assert b.mask == project / "tomos" / "mask_02.mrc"
+    assert b.corrected_path == project / "corrected" / "TS_02.bin4_corrected.mrc"
+    assert (b.tilt_min, b.tilt_max, b.voltage, b.cs) == (-54.0, 62.0, 300.0, None)
+    vol = read_volume(a.path, pixel_size=a.pixel_size)
+    assert vol.voxel_size == 10.8
+
+
+def test_isonet2_star_text(project):
+    # as IsoNet2's prepare_star writes it (one data_ block, None for missing values)
+    (project / "tomograms.star").write_text(
+        "# Created by the starfile Python package\n\ndata_\n\nloop_\n"
+        "_rlnIndex #1\n_rlnTomoName #2\n_rlnPixelSize #3\n_rlnDefocus #4\n_rlnVoltage #5\n"
+        "_rlnSphericalAberration #6\n_rlnAmplitudeContrast #7\n_rlnMaskBoundary #8\n"
+        "_rlnMaskName #9\n_rlnTiltMin #10\n_rlnTiltMax #11\n_rlnBoxFile #12\n"
+        "_rlnNumberSubtomo #13\n_rlnCorrectedTomoName #14\n"
+        "1\ttomos/TS_01.bin4.rec\t10.800000\t39057\t300\t2.700000\t0.100000\tNone\tNone\t"
+        "-60\t60\tNone\t600.000000\tNone\n"
+        "2\ttomos/TS_02.bin4.rec\t10.800000\tNone\t300\t2.700000\t0.100000\tNone\t"
+        "tomos/mask_02.mrc\t-54\t62\tNone\t600.000000\tNone\n"
+    )
+    a, b = tomograms_from_star(project / "tomograms.star")
+    assert (a.defocus, a.cs, a.amplitude_contrast, a.mask) == (39057.0, 2.7, 0.1, None)
+    assert (b.defocus, b.mask.name, b.tilt_max) == (None, "mask_02.mrc", 62.0)
+
+
+def test_star_with_several_blocks_and_relion5_paths(project):
+    # RELION-5: rlnTomoName is a bare name, the file is rlnTomoReconstructedTomogram;
+    # the tomogram block is not the first one
+    blocks = {
+        "optics": pd.DataFrame({VOLTAGE: [300.0]}),
+        "global": pd.DataFrame(
+            {
+                TOMO_NAME: ["01"],
+                RECONSTRUCTED_TOMOGRAM: ["tomos/TS_01.bin4.rec"],
+                TILT_MIN: [-60.0],
+                TILT_MAX: [60.0],
+            }
+        ),
+    }
+    star = write_star(project / "relion.star", blocks)
+    assert isinstance(read_star(star, block="optics"), pd.DataFrame)
+    assert list(read_star(star).columns)[0] == TOMO_NAME
+    (entry,) = tomograms_from_star(star)
+    assert entry.name == "01"  # a name, not the number 1
+    assert entry.path == project / "tomos" / "TS_01.bin4.rec"
+    with pytest.raises(InputError, match="data_nope"):
+        read_star(star, block="nope")
+
+
+def test_star_errors_name_the_file_and_row(project):
+    df = tomo_frame()
+    star = project / "t.star"
+    write_star(star, df.drop(columns=[TOMO_NAME]))
+    with pytest.raises(InputError) as e:
+        tomograms_from_star(star)
+    one_line_error(e, star, TOMO_NAME)
+
+    bad = df.copy()
+    bad.loc[1, TOMO_NAME] = "tomos/TS_99.rec"
+    write_star(star, bad, overwrite=True)
+    with pytest.raises(InputError) as e:
+        tomograms_from_star(star)
+    one_line_error(e, star, "row 2", "TS_99.rec", "does not exist")
+
+    bad = df.copy()
+    bad.loc[0, MASK_NAME] = "tomos/no_mask.mrc"
+    write_star(star, bad, overwrite=True)
+    with pytest.raises(InputError) as e:
+        tomograms_from_star(star)
+    one_line_error(e, "row 1", MASK_NAME, "no_mask.mrc")
+
+    bad = df.copy()
+    bad[TILT_MIN] = [-60.0, 70.0]
+    write_star(star, bad, overwrite=True)
+    with pytest.raises(InputError, match="row 2.*rlnTiltMin"):
+        tomograms_from_star(star)
+
+    bad = df.astype({PIXEL_SIZE: object})
+    bad.loc[0, PIXEL_SIZE] = "ten"
+    write_star(star, bad, overwrite=True)
+    with pytest.raises(InputError, match="row 1.*rlnPixelSize 'ten'"):
+        tomograms_from_star(star)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff garbage", b"just some words\n"])
+def test_not_a_star_file(tmp_path, content):
+    path = tmp_path / "x.star"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        read_star(path)
+    one_line_error(e, path)
+    with pytest.raises(InputError, match="not found"):
+        read_star(tmp_path / "none.star")
