@@ -1,0 +1,399 @@
+"""The validated configuration of a training run (``TrainConfig``) and its presets.
+
+One pydantic model holds every setting; :meth:`TrainConfig.from_sources` fills it from a
+preset, then a config file (JSON, TOML, or YAML when PyYAML is installed), then explicit
+overrides (the CLI's flags), each level replacing the one before.  The resolved config is
+saved as ``config.json`` in the run folder and inside every checkpoint.
+
+Conventions
+-----------
+* Intensities are in units of the training data's standard deviation (the data are
+  normalised to mean 0, std 1 before training), so noise scales such as ``sigma_g = 0.05``
+  mean 5 % of the data's std.
+* Every loss is a per-voxel mean (MSE), not a sum norm ``||.||^2``; ``data_weight`` plays
+  the role of ``1 / (2 sigma_n^2)`` of the paper on that per-voxel scale.
+* Schedules are functions of the training progress ``p`` in ``[0, 1]``: ``step / steps``
+  with a step budget, ``elapsed / (60 minutes)`` with a time budget (the larger of the two
+  when both are given).  The paper's "first epoch" of constant ``lambda`` is
+  ``lambda_hold`` (a fraction of the run), because a time budget has no fixed epoch count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cryogen.errors import InputError
+
+__all__ = ["TrainConfig", "PRESETS", "load_config_file"]
+
+NormName = Literal["none", "instance", "batch", "group"]
+
+
+class TrainConfig(BaseModel):
+    """Every setting of a training run, with bounds.  Defaults are the ``cpu`` preset."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    # ------------------------------------------------------------------ what and where
+    method: Literal["cryogen", "isonet"] = Field(
+        "cryogen", description="cryogen: Algorithm 1 of the paper; isonet: IsoNet-style baseline"
+    )
+    preset: Literal["cpu", "paper"] = Field("cpu", description="preset the defaults came from")
+    tilt_min: float = Field(-60.0, ge=-90.0, le=90.0, description="lowest tilt angle, degrees")
+    tilt_max: float = Field(60.0, ge=-90.0, le=90.0, description="highest tilt angle, degrees")
+
+    # ------------------------------------------------------------------ generator g
+    features: tuple[int, ...] = Field(
+        (8, 16, 32, 64, 128), min_length=2, max_length=6, description="U-Net++ widths per level"
+    )
+    norm: NormName = Field("none", description="generator normalisation")
+    act: str = Field("leakyrelu", description="generator activation")
+    dropout: float = Field(0.0, ge=0.0, le=0.9, description="generator dropout probability")
+    deep_supervision: bool = Field(False, description="U-Net++ deep supervision (mean of heads)")
+    upsample: Literal["deconv", "trilinear"] = Field("deconv", description="U-Net++ upsampling")
+    channels_last: bool = Field(
+        True, description="channels-last 3D memory layout (faster convolutions on CPU)"
+    )
+
+    # ------------------------------------------------------------------ energy model E
+    energy_features: tuple[int, ...] = Field(
+        (8, 16, 32, 32), min_length=1, max_length=6, description="E's conv widths (paper: four)"
+    )
+    energy_fc_features: tuple[int, ...] = Field(
+        (32, 16), min_length=0, max_length=4, description="E's hidden fully connected widths"
+    )
+    energy_norm: NormName = Field("none", description="E's normalisation")
+    energy_stride: int = Field(2, ge=1, le=4, description="stride of E's convolutions")
+    energy_spectral_norm: bool = Field(True, description="spectral normalisation of E's layers")
+
+    # ------------------------------------------------------------------ objective
+    adv_loss: Literal["bce", "hinge", "wgan-gp"] = Field(
+        "bce", description="adversarial loss (paper: binary cross-entropy)"
+    )
+    adv_weight: float = Field(3e-3, ge=0.0, description="weight of the energy (adversarial) term")
+    adv_start: float = Field(
+        0.3, ge=0.0, le=1.0, description="progress fraction at which the energy term starts"
+    )
+    adv_ramp: float = Field(
+        0.2, ge=0.0, le=1.0, description="progress fraction over which its weight ramps to full"
+    )
+    data_weight: float = Field(
+        1.0, ge=0.0, description="weight of the data term, 1/(2 sigma_n^2) on per-voxel MSE"
+    )
+    consistency_weight: float = Field(
+        1.0, ge=0.0, description="lambda, weight of the consistency term at the start"
+    )
+    lambda_min: float = Field(
+        1.0,
+        ge=0.0,
+        description="floor that lambda decays to (cpu preset: 1 = no decay, measured better)",
+    )
+    lambda_hold: float = Field(
+        0.1, ge=0.0, le=1.0, description="progress fraction with constant lambda ('first epoch')"
+    )
+    consistency_target: Literal["generator", "wedge_filled", "refilled"] = Field(
+        "refilled",
+        description="target t of the consistency term: g'(y) on the crop (paper), "
+        "T_M y + (1 - T_M) g'(y) on the crop, or the same on whole subtomograms refreshed "
+        "in rounds or one at a time (a slowly updated g', no crop-edge wrap-around)",
+    )
+    consistency_forward: Literal["separate", "reuse"] = Field(
+        "separate",
+        description="g'(y) from its own no-grad forward pass (paper) or reuse g(y + eps_g)",
+    )
+    refill_every: int | None = Field(
+        None,
+        ge=1,
+        description="refilled target: refresh one subtomogram every this many steps (rolling); "
+        "None: refresh all of them at the start of each of the `rounds` rounds, as IsoNet",
+    )
+    gan_every: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="compute the data and energy terms (and update E) every k-th step only",
+    )
+    data_margin: int = Field(
+        0, ge=0, le=32, description="voxels cut from each face before the data term"
+    )
+    real_wedge: bool = Field(
+        True, description="apply T_M to real crops too (same crop-edge statistics as fakes)"
+    )
+    adv_margin: int = Field(
+        4, ge=0, le=32, description="voxels cut from each face before E sees a crop"
+    )
+    sigma: float = Field(0.0, ge=0.0, description="noise on real samples, x U(0,1] per step")
+    sigma_g: float = Field(0.05, ge=0.0, description="noise on g's input, x U(0,1] per step")
+    sigma_h: float = Field(0.05, ge=0.0, description="noise in the consistency term, x U(0,1]")
+    instance_noise: float = Field(
+        0.0, ge=0.0, description="noise added to both real and fake inputs of E, x U(0,1]"
+    )
+    d_lr: float = Field(4e-4, gt=0.0, le=1.0, description="learning rate of E")
+    d_steps: int = Field(1, ge=1, le=10, description="E updates per generator update")
+    d_betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas of E")
+    r1_weight: float = Field(0.0, ge=0.0, description="R1 gradient penalty on real samples")
+    gp_weight: float = Field(10.0, ge=0.0, description="gradient penalty weight of wgan-gp")
+
+    # ------------------------------------------------------------------ optimisation
+    lr: float = Field(5e-4, gt=0.0, le=1.0, description="generator learning rate (peak)")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas of g")
+    warmup_fraction: float = Field(0.1, ge=0.0, le=0.5, description="linear warm-up fraction")
+    lr_final_factor: float = Field(
+        0.0, ge=0.0, le=1.0, description="lr at the end of the linear decay, as a factor of lr"
+    )
+    grad_clip: float | None = Field(None, gt=0.0, description="clip g's gradient norm")
+    batch_size: int = Field(1, ge=1, le=256, description="crops per step")
+    n_subtomos: int = Field(10, ge=1, le=100_000, description="subtomograms per input volume")
+    subtomo_size: int = Field(96, ge=8, le=1024, description="subtomogram edge, voxels")
+    crop_size: int = Field(64, ge=8, le=1024, description="training crop edge, voxels")
+    mask_threshold: float = Field(
+        0.4, ge=0.0, le=1.0, description="least mask coverage of a subtomogram (with a mask)"
+    )
+    normalise: bool = Field(True, description="normalise the data to mean 0, std 1")
+
+    # ------------------------------------------------------------------ budget and run
+    steps: int | None = Field(None, ge=1, description="number of training steps")
+    minutes: float | None = Field(15.0, gt=0.0, description="wall-clock budget, minutes")
+    seed: int = Field(0, ge=0, description="random seed")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field("bf16", description="mixed precision")
+    threads: int | None = Field(1, ge=1, le=1024, description="CPU threads (None: torch default)")
+    checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+    checkpoint_minutes: float | None = Field(
+        1.0, gt=0.0, description="also checkpoint after this many minutes of training"
+    )
+    log_every: int = Field(1, ge=1, description="steps between rows of losses.csv")
+
+    # ------------------------------------------------------------------ IsoNet baseline
+    rounds: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="refill rounds splitting the budget (IsoNet's iterations); also CryoGEN's "
+        "refilled target when refill_every is None",
+    )
+    isonet_noise_max: float = Field(
+        0.05, ge=0.0, description="noise level of the last round (IsoNet's noise_level)"
+    )
+    isonet_noise_start: float = Field(
+        0.5, ge=0.0, le=1.0, description="fraction of the rounds before noise is added"
+    )
+    isonet_noise_uniform: bool = Field(
+        True, description="multiply the round's noise level by u ~ U(0,1] per step"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if not self.tilt_min < self.tilt_max:
+            raise ValueError(
+                f"tilt_min ({self.tilt_min}) must be smaller than tilt_max ({self.tilt_max})"
+            )
+        if any(int(f) < 1 for f in self.features) or any(int(f) < 1 for f in self.energy_features):
+            raise ValueError("network widths must be positive")
+        if any(int(f) < 1 for f in self.energy_fc_features):
+            raise ValueError("energy_fc_features must be positive")
+        if self.crop_size > self.subtomo_size:
+            raise ValueError(
+                f"crop_size ({self.crop_size}) must not exceed subtomo_size ({self.subtomo_size})"
+            )
+        if 2 * self.data_margin >= self.crop_size:
+            raise ValueError(
+                f"data_margin ({self.data_margin}) too large for crop {self.crop_size}"
+            )
+        if 2 * self.adv_margin >= self.crop_size:
+            raise ValueError(f"adv_margin ({self.adv_margin}) too large for crop {self.crop_size}")
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give a budget: steps or minutes")
+        for name in ("betas", "d_betas"):
+            b = getattr(self, name)
+            if not all(0.0 <= v < 1.0 for v in b):
+                raise ValueError(f"{name} must lie in [0, 1), got {b}")
+        return self
+
+    # ---------------------------------------------------------------- helpers
+    def lambda_at(self, progress: float) -> float:
+        """Consistency weight: constant up to ``lambda_hold``, then linear to ``lambda_min``."""
+        lam0, lam1 = self.consistency_weight, min(self.lambda_min, self.consistency_weight)
+        if progress <= self.lambda_hold or self.lambda_hold >= 1.0:
+            return lam0
+        t = min(1.0, (progress - self.lambda_hold) / (1.0 - self.lambda_hold))
+        return lam0 + (lam1 - lam0) * t
+
+    def lr_factor(self, progress: float) -> float:
+        """Learning-rate factor: linear warm-up, then linear decay to ``lr_final_factor``."""
+        w = self.warmup_fraction
+        if w > 0 and progress < w:
+            return max(progress / w, 1e-3)
+        t = min(1.0, (progress - w) / max(1e-12, 1.0 - w))
+        return 1.0 + (self.lr_final_factor - 1.0) * t
+
+    def adv_factor(self, progress: float) -> float:
+        """Multiplier of ``adv_weight``: 0 before ``adv_start``, linear ramp to 1 after it."""
+        if self.adv_weight == 0.0 or progress < self.adv_start:
+            return 0.0
+        if self.adv_ramp <= 0.0:
+            return 1.0
+        return min(1.0, (progress - self.adv_start) / self.adv_ramp)
+
+    def isonet_noise(self, round_index: int) -> float:
+        """Noise level of an IsoNet round: 0 before the start, then rising to the maximum."""
+        start = int(math.floor(self.isonet_noise_start * self.rounds))
+        if round_index < start or self.isonet_noise_max == 0.0:
+            return 0.0
+        n = self.rounds - start
+        return self.isonet_noise_max * (round_index - start + 1) / max(1, n)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_sources(
+        cls,
+        preset: str | None = None,
+        file: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+        exact: dict[str, Any] | None = None,
+    ) -> TrainConfig:
+        """Resolve a config: preset defaults < config file < ``overrides``.
+
+        Parameters
+        ----------
+        preset
+            ``"cpu"`` or ``"paper"``; ``None`` takes the file's ``preset`` entry, else ``"cpu"``.
+        file
+            JSON, TOML or YAML file with any subset of the fields.
+        overrides
+            Field values (e.g. the CLI's flags); ``None`` values are ignored.  Giving only one
+            of ``steps`` / ``minutes`` (in the file or here) clears the other.
+        exact
+            Field values applied last, ``None`` included (e.g. ``--set checkpoint_minutes=null``).
+
+        Raises
+        ------
+        InputError
+            Unknown preset, unreadable file, unknown field or value out of bounds.
+        """
+        file_values = load_config_file(file) if file is not None else {}
+        over = {k: v for k, v in (overrides or {}).items() if v is not None}
+        over.update(exact or {})
+        name = preset or over.get("preset") or file_values.get("preset") or "cpu"
+        if name not in PRESETS:
+            raise InputError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+        values: dict[str, Any] = dict(PRESETS[name])
+        for layer in (file_values, over):
+            if ("steps" in layer) != ("minutes" in layer):
+                values.pop("steps", None)
+                values.pop("minutes", None)
+                values["steps" if "minutes" in layer else "minutes"] = None
+            values.update(layer)
+        values["preset"] = name
+        return cls.validated(values, source=str(file) if file is not None else None)
+
+    @classmethod
+    def validated(cls, values: dict[str, Any], source: str | None = None) -> TrainConfig:
+        """``cls(**values)`` with validation errors turned into one-line ``InputError``."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            parts = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
+                parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+            where = f" in {source}" if source else ""
+            raise InputError(f"invalid training config{where}: " + "; ".join(parts)) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a config file into a dict: ``.json``, ``.toml``, or ``.yaml``/``.yml`` (PyYAML)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: config file not found")
+    suffix = p.suffix.lower()
+    try:
+        text = p.read_text()
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise InputError(
+                    f"{p}: reading YAML needs PyYAML (pip install pyyaml); or use JSON or TOML"
+                ) from None
+            data = yaml.safe_load(text)
+        else:
+            raise InputError(f"{p}: config files must be .json, .toml or .yaml")
+    except InputError:
+        raise
+    except Exception as exc:  # parse errors of any of the three formats
+        raise InputError(f"{p}: cannot parse the config file: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: the config file must hold a mapping of field names to values")
+    return data
+
+
+# The ``cpu`` preset is the class defaults, chosen by short measurements on the sphere
+# (1 thread, bf16 autocast, 300-step runs; the lead's 15-minute benchmarks are in
+# docs/benchmarks.md):
+# * U-Net++ (8, 16, 32, 64, 128), 1.64 M parameters, no normalisation, zero-initialised
+#   residual head, channels-last: 0.8 s per 64^3 training step against 1.5 s for
+#   (16, 32, 64, 128) (channels-last alone gave 1.2 -> 0.8 s).
+# * Consistency target refilled in rounds as IsoNet does (the online crop-level target
+#   loses ~2 dB: T_M on a 64^3 crop wraps around).
+# * lambda kept constant: with Adam a decaying lambda is a decaying learning rate for the
+#   dominant term (25.5 -> 26.4 dB at 300 steps when the decay was removed).
+# * Energy term: spectral-normalised E on wedged real crops, 4-voxel margin, weight 3e-3
+#   after 30 % of the run: neutral at 300 steps (25.61 vs 25.59 dB); the data and energy
+#   terms every 2nd step only (gan_every), to keep the cost per step nearer IsoNet's.
+# ``paper`` follows the paper's appendix A.6 and, where the paper is silent, the struc2mapGAN
+# networks it cites (GeneratorNestedUNet: widths 32-256, instance norm, trilinear upsampling;
+# Discriminator: four stride-1 convs 32-256, instance norm, FC 100-25).
+_CPU: dict[str, Any] = {}
+_PAPER: dict[str, Any] = {
+    "features": (32, 64, 128, 256),
+    "norm": "instance",
+    "act": "prelu",
+    "upsample": "trilinear",
+    "energy_features": (32, 64, 128, 256),
+    "energy_fc_features": (100, 25),
+    "energy_norm": "instance",
+    "energy_stride": 1,
+    "energy_spectral_norm": False,
+    "adv_weight": 1e-3,
+    "adv_start": 0.0,
+    "adv_ramp": 0.0,
+    "lambda_min": 0.0,
+    "consistency_target": "generator",
+    "gan_every": 1,
+    "consistency_forward": "separate",
+    "real_wedge": False,
+    "adv_margin": 0,
+    "sigma": 0.05,
+    "sigma_g": 0.05,
+    "sigma_h": 0.05,
+    "lr": 1e-4,
+    "d_lr": 1e-4,
+    "rounds": 10,
+    "d_betas": (0.9, 0.999),
+    "batch_size": 1,
+    "crop_size": 64,
+    "subtomo_size": 96,
+    "n_subtomos": 10,
+    "amp": "auto",
+    "threads": None,
+    "steps": 20_000,
+    "minutes": None,
+    "checkpoint_every": 1000,
+    "checkpoint_minutes": None,
+    "log_every": 10,
+}
+PRESETS: dict[str, dict[str, Any]] = {"cpu": _CPU, "paper": _PAPER}

@@ -1,0 +1,266 @@
+"""Training data (appendix A.7): subtomograms at random origins and a random crop per step.
+
+From each input volume ``n_subtomos`` cubes of edge ``subtomo_size`` are cut at random
+origins (with a mask: only origins whose cube has mask coverage >= ``mask_threshold``).
+Every training step draws, for each batch element, one subtomogram and a random cubic crop
+of edge ``crop_size`` inside it.  The crops are *not* rotated: the input's missing wedge
+must keep its orientation (rotations are applied by the training step, to the generator's
+output, and followed by ``T_M``).
+
+The data are normalised to mean 0 and standard deviation 1 over all input volumes
+(:class:`Normalisation`, stored in every checkpoint and used again by ``predict``).  All
+random draws come from one ``numpy.random.Generator`` seeded from the config's seed; its
+state is part of :meth:`SubtomoDataset.state_dict`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cryogen.errors import InputError
+
+__all__ = ["Normalisation", "compute_normalisation", "SubtomoDataset", "sample_origins"]
+
+logger = logging.getLogger(__name__)
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """``x -> (x - mean) / std`` and its inverse."""
+
+    mean: float
+    std: float
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": float(self.mean), "std": float(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> Normalisation:
+        return cls(float(d["mean"]), float(d["std"]))
+
+
+def _as_numpy(v: ArrayLike) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def compute_normalisation(volumes: Sequence[ArrayLike], *, enabled: bool = True) -> Normalisation:
+    """Mean and standard deviation over every voxel of every volume (float64, by slabs).
+
+    Parameters
+    ----------
+    volumes
+        Volumes ``(z, y, x)`` (arrays, memory maps or tensors).
+    enabled
+        ``False`` returns the identity ``Normalisation(0, 1)``.
+    """
+    if not enabled:
+        return Normalisation(0.0, 1.0)
+    total, s1, s2 = 0, 0.0, 0.0
+    for v in volumes:
+        a = _as_numpy(v)
+        for z0 in range(0, a.shape[0], 16):  # slabs: memory-mapped tomograms stay on disk
+            slab = np.asarray(a[z0 : z0 + 16], dtype=np.float64)
+            total += slab.size
+            s1 += float(slab.sum())
+            s2 += float(np.square(slab).sum())
+    mean = s1 / total
+    var = max(s2 / total - mean * mean, 0.0)
+    std = float(np.sqrt(var))
+    if not std > 1e-12 or not np.isfinite(std):
+        raise InputError("the training data are constant (standard deviation 0); nothing to learn")
+    return Normalisation(float(mean), std)
+
+
+def sample_origins(
+    shape: tuple[int, int, int],
+    size: int,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    mask: ArrayLike | None = None,
+    threshold: float = 0.4,
+    max_tries: int = 2000,
+    name: str = "volume",
+) -> list[tuple[int, int, int]]:
+    """``n`` random origins of cubes of edge ``size`` inside a volume of ``shape``.
+
+    With ``mask`` (same shape, nonzero = inside), a cube is accepted only when its mean of
+    ``mask != 0`` is at least ``threshold``.  A volume no larger than ``size`` along every
+    axis yields the single origin ``(0, 0, 0)``.
+
+    Raises
+    ------
+    InputError
+        When fewer than ``n`` acceptable cubes turn up in ``max_tries * n`` draws.
+    """
+    highs = [max(0, int(s) - size) for s in shape]
+    if all(h == 0 for h in highs):
+        if mask is not None and float((_as_numpy(mask) != 0).mean()) < threshold:
+            raise InputError(f"{name}: the mask covers less than {threshold:.0%} of the volume")
+        return [(0, 0, 0)]
+    out: list[tuple[int, int, int]] = []
+    m = None if mask is None else _as_numpy(mask)
+    tries = 0
+    while len(out) < n:
+        o = tuple(int(rng.integers(0, h + 1)) for h in highs)
+        tries += 1
+        if m is not None:
+            cube = m[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
+            if float((cube != 0).mean()) < threshold:
+                if tries > max_tries * n:
+                    raise InputError(
+                        f"{name}: found only {len(out)} of {n} subtomograms of {size}^3 voxels "
+                        f"with mask coverage >= {threshold:.0%}; lower the threshold or the size"
+                    )
+                continue
+        out.append(o)  # type: ignore[arg-type]
+    return out
+
+
+class SubtomoDataset:
+    """Normalised subtomograms of the input volumes and a seeded crop sampler.
+
+    Parameters
+    ----------
+    volumes
+        Input volumes ``(z, y, x)`` (any sizes; each at least ``crop_size`` along every axis).
+    subtomo_size, n_subtomos, crop_size
+        Subtomogram edge, count per volume and crop edge, voxels.  Volumes smaller than
+        ``subtomo_size`` along an axis use a smaller common edge (>= ``crop_size``).
+    masks
+        Optional masks, one per volume (``None`` entries allowed), same shapes.
+    mask_threshold
+        Least fraction of mask voxels in a subtomogram.
+    normalisation
+        Applied to every subtomogram; computed from ``volumes`` when ``None``.
+    seed
+        Seed of the numpy generator drawing the origins and then the crops.
+    device
+        Where the subtomograms are kept (``(N, S, S, S)`` float32).
+
+    Attributes
+    ----------
+    subtomos : torch.Tensor
+        ``(N, S, S, S)`` normalised subtomograms.
+    origins : list of (volume index, z, y, x)
+    """
+
+    def __init__(
+        self,
+        volumes: Sequence[ArrayLike],
+        *,
+        subtomo_size: int,
+        n_subtomos: int,
+        crop_size: int,
+        masks: Sequence[ArrayLike | None] | None = None,
+        mask_threshold: float = 0.4,
+        normalisation: Normalisation | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if len(volumes) == 0:
+            raise InputError("no training volumes given")
+        if masks is not None and len(masks) != len(volumes):
+            raise InputError(f"{len(masks)} masks given for {len(volumes)} volumes")
+        shapes = []
+        for i, v in enumerate(volumes):
+            shp = tuple(int(s) for s in v.shape)
+            if len(shp) != 3:
+                raise InputError(f"volume {i}: expected a 3D volume (z, y, x), got shape {shp}")
+            if min(shp) < crop_size:
+                raise InputError(
+                    f"volume {i}: shape {shp} is smaller than the training crop {crop_size}^3; "
+                    "use a smaller crop size"
+                )
+            if masks is not None and masks[i] is not None:
+                mshape = tuple(int(s) for s in masks[i].shape)  # type: ignore[union-attr]
+                if mshape != shp:
+                    raise InputError(f"mask {i}: shape {mshape} differs from its volume's {shp}")
+            shapes.append(shp)
+        size = min([subtomo_size] + [min(s) for s in shapes])
+        if size < subtomo_size:
+            logger.warning(
+                "subtomograms of %d^3 (the smallest volume) instead of %d^3", size, subtomo_size
+            )
+        self.size = int(size)
+        self.crop_size = int(crop_size)
+        self.normalisation = normalisation or compute_normalisation(volumes)
+        self.rng = np.random.default_rng(seed)
+        self.origins: list[tuple[int, int, int, int]] = []
+        cubes = []
+        for i, v in enumerate(volumes):
+            mask = None if masks is None else masks[i]
+            for o in sample_origins(
+                shapes[i],
+                self.size,
+                n_subtomos,
+                self.rng,
+                mask=mask,
+                threshold=mask_threshold,
+                name=f"volume {i}",
+            ):
+                a = _as_numpy(v)[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
+                cubes.append(torch.as_tensor(np.array(a, dtype=np.float32)))
+                self.origins.append((i, *o))
+        subtomos = torch.stack(cubes)
+        self.subtomos = self.normalisation.apply(subtomos).to(device)
+
+    def __len__(self) -> int:
+        return int(self.subtomos.shape[0])
+
+    def draw(self, batch_size: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Draw ``batch_size`` (subtomogram index, crop offset) pairs."""
+        hi = self.size - self.crop_size
+        idx = [int(self.rng.integers(0, len(self))) for _ in range(batch_size)]
+        offs = [tuple(int(self.rng.integers(0, hi + 1)) for _ in range(3)) for _ in idx]
+        return idx, offs  # type: ignore[return-value]
+
+    def crop(
+        self, source: torch.Tensor, idx: list[int], offsets: list[tuple[int, int, int]]
+    ) -> torch.Tensor:
+        """Crops ``(B, 1, C, C, C)`` of ``source`` ``(N, S, S, S)`` at the drawn places."""
+        c = self.crop_size
+        return torch.stack(
+            [
+                source[i, z : z + c, y : y + c, x : x + c]
+                for i, (z, y, x) in zip(idx, offsets, strict=True)
+            ]
+        )[:, None]
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """A batch of random crops ``(B, 1, C, C, C)`` of the normalised subtomograms."""
+        idx, offs = self.draw(batch_size)
+        return self.crop(self.subtomos, idx, offs)
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "origins": [list(o) for o in self.origins],
+            "size": self.size,
+            "crop_size": self.crop_size,
+            "normalisation": self.normalisation.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the sampler's generator; the subtomograms must be the same ones."""
+        if [list(o) for o in self.origins] != [list(o) for o in state["origins"]]:
+            raise InputError(
+                "the training data differ from the checkpoint's (other subtomogram origins): "
+                "resume with the same volumes, seed and subtomogram settings"
+            )
+        self.rng.bit_generator.state = state["rng"]

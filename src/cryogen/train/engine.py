@@ -1,0 +1,936 @@
+"""The training engine: Algorithm 1 of the paper (``method="cryogen"``) and an IsoNet-style
+baseline (``method="isonet"``) with the same data, networks, optimiser and budget.
+
+CryoGEN step (per batch of crops ``y``, all losses per-voxel means)
+-------------------------------------------------------------------
+* ``x_g = g(y + eps_g)``; ``fake = T_M(R(x_g))`` with ``R`` one of the 20 wedge-changing cube
+  rotations; ``real = y + eps`` (``T_M(y) + eps`` with ``real_wedge``, which gives real and
+  fake crops the same crop-edge statistics).
+* The energy model ``E`` outputs a score ``s = -E(x)`` (high = real).  It is updated with the
+  chosen adversarial loss (``bce``: the paper's; ``hinge``; ``wgan-gp``), optionally with an
+  R1 penalty and instance noise, on crops with ``adv_margin`` voxels cut from each face.
+* The consistency target ``t`` is by default the IsoNet-style refill of whole
+  subtomograms (``consistency_target="refilled"``): ``t_i = T_M y_i + (1 - T_M) g'(y_i)``
+  with ``g'`` the generator at the start of each round, which avoids the wrap-around of
+  ``T_M`` on small crops and costs one forward pass per subtomogram and round.
+* ``g`` minimises ``adv_weight * adv(s(fake))`` (non-saturating for bce)
+  ``+ data_weight * mse(T_M x_g, T_M y)`` (``T_M y`` rather than ``y``: a crop of a wedged
+  volume is not exactly ``T_M``-invariant, and ``y`` would penalise the ideal generator)
+  ``+ lambda * mse(R^-1 g(T_M(R(t) + eps_h)), t)`` where ``t = g'(y)`` (paper) or, with
+  ``consistency_target="wedge_filled"``, ``t = T_M y + (1 - T_M) g'(y)`` (the measured Fourier
+  data kept).  ``g'`` is the current generator without gradient.
+* ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
+  ``u ~ U(0, 1]`` drawn per step (appendix A.6).
+
+IsoNet-style step
+-----------------
+Rounds (IsoNet's iterations) split the budget evenly.  At the start of each round every
+subtomogram ``y_i`` is refilled: ``x_i = T_M y_i + (1 - T_M) g(y_i)`` (round 0: ``x_i = y_i``).
+Training pairs are ``(T_M(R(x) + n), R(x))`` for crops ``x`` of the filled subtomograms,
+with noise ``n`` whose level rises over the last rounds; the loss is the MSE.
+
+Schedules (lr warm-up and decay, ``lambda``, the adversarial ramp, the rounds) follow the
+training progress (see :mod:`cryogen.train.config`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cryogen.device import autocast, pick_device, resolve_amp, setup_threads
+from cryogen.errors import CryogenError, InputError, OutputError
+from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
+from cryogen.train.checkpoint import (
+    LAST,
+    SNAPSHOT_DIR,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    snapshot_path,
+)
+from cryogen.train.config import TrainConfig
+from cryogen.train.data import Normalisation, SubtomoDataset
+from cryogen.wedge import missing_wedge_mask, wedge_operator
+
+__all__ = [
+    "TrainResult",
+    "train",
+    "build_generator",
+    "build_energy",
+    "generator_output",
+    "LOSS_COLUMNS",
+    "RESUMABLE_FIELDS",
+]
+
+logger = logging.getLogger(__name__)
+
+LOSS_COLUMNS = (
+    "step",
+    "elapsed_s",
+    "progress",
+    "lr",
+    "lambda",
+    "adv_weight",
+    "loss",
+    "data",
+    "consistency",
+    "adv_g",
+    "d_loss",
+    "d_real",
+    "d_fake",
+    "penalty",
+    "round",
+    "noise",
+)
+# Fields a resumed run may change (the rest must equal the checkpoint's).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "steps",
+        "minutes",
+        "device",
+        "amp",
+        "threads",
+        "checkpoint_every",
+        "checkpoint_minutes",
+        "log_every",
+    }
+)
+
+
+# ---------------------------------------------------------------------------- networks
+def _norm_arg(name: str) -> str | None:
+    return None if name == "none" else name
+
+
+def build_generator(config: TrainConfig) -> nn.Module:
+    """The U-Net++ generator ``g`` of ``config`` (residual, zero-initialised head)."""
+    from cryogen.nets.unetpp import UNetPlusPlus
+
+    return UNetPlusPlus(
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=1,
+        features=tuple(config.features),
+        norm=_norm_arg(config.norm),
+        act=config.act,
+        dropout=config.dropout,
+        deep_supervision=config.deep_supervision,
+        residual=True,
+        upsample=config.upsample,
+    )
+
+
+def build_energy(config: TrainConfig) -> nn.Module:
+    """The energy model (discriminator) ``E`` of ``config``, returning scores ``(B,)``."""
+    from cryogen.nets.energy import EnergyModel
+
+    return EnergyModel(
+        spatial_dims=3,
+        in_channels=1,
+        features=tuple(config.energy_features),
+        fc_features=tuple(config.energy_fc_features),
+        act="leakyrelu",
+        norm=_norm_arg(config.energy_norm),
+        spectral_norm=config.energy_spectral_norm,
+        stride=config.energy_stride,
+    )
+
+
+def generator_output(out: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The prediction of ``g``: the tensor itself, or the mean of deep-supervision heads."""
+    if isinstance(out, (list, tuple)):
+        return torch.stack([o.float() for o in out]).mean(0)
+    return out
+
+
+# ---------------------------------------------------------------------------- losses
+def _d_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    if kind == "bce":
+        return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - s_real).mean() + F.relu(1.0 + s_fake).mean()
+    return s_fake.mean() - s_real.mean()  # wgan-gp critic
+
+
+def _g_adv(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
+    if kind == "bce":
+        return F.softplus(-s_fake).mean()  # non-saturating generator loss
+    return -s_fake.mean()
+
+
+def _rot(x: torch.Tensor, rots: Sequence[int], inverse: bool = False) -> torch.Tensor:
+    """Rotate each batch element ``x[b]`` ``(C, z, y, x)`` by its own cube rotation."""
+    f = rotate_inverse if inverse else rotate
+    return torch.stack([f(x[b], r) for b, r in enumerate(rots)])
+
+
+def _margin(x: torch.Tensor, m: int) -> torch.Tensor:
+    return x if m <= 0 else x[..., m:-m, m:-m, m:-m]
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    run_dir : Path
+    step : int
+        Steps done in total (resumed runs included).
+    elapsed_s : float
+        Training wall time in total, seconds.
+    losses : dict
+        The last logged row of ``losses.csv``.
+    checkpoint : Path
+        The full checkpoint ``RUN_DIR/last.pt``.
+    generator : torch.nn.Module
+        The trained generator (on the training device, eval mode).
+    config : TrainConfig
+    normalisation : Normalisation
+    interrupted : bool
+        True when Ctrl-C (or the callback) stopped the run before its budget.
+    """
+
+    run_dir: Path
+    step: int
+    elapsed_s: float
+    losses: dict[str, float]
+    checkpoint: Path
+    generator: nn.Module
+    config: TrainConfig
+    normalisation: Normalisation
+    interrupted: bool = False
+    snapshots: list[Path] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- trainer
+class _Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        volumes: Sequence[np.ndarray | torch.Tensor],
+        run_dir: Path,
+        *,
+        voxel_size: float,
+        masks: Sequence[np.ndarray | torch.Tensor | None] | None,
+        resume: bool,
+        overwrite: bool,
+    ) -> None:
+        self.cfg = cfg = config
+        self.run_dir = run_dir
+        self.voxel_size = float(voxel_size)
+        self.device = pick_device(cfg.device)
+        setup_threads(cfg.threads)
+        self.amp = resolve_amp(cfg.amp, self.device)
+        ckpt: dict[str, Any] | None = None
+        last = run_dir / LAST
+        if resume:
+            if not last.is_file():
+                raise InputError(f"{run_dir}: nothing to resume (no {LAST})")
+            ckpt = load_checkpoint(last)
+            self._check_resumable(ckpt)
+        else:
+            self._prepare_run_dir(overwrite)
+
+        # seeds: global RNGs (model init, dropout), then independent named streams
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)  # noqa: NPY002 (legacy global RNG, if anyone uses it)
+        import random
+
+        random.seed(cfg.seed)
+        ss_data, ss_step, ss_noise = np.random.SeedSequence(cfg.seed).spawn(3)
+        norm = Normalisation.from_dict(ckpt["normalisation"]) if ckpt else None
+        if norm is None and not cfg.normalise:
+            norm = Normalisation(0.0, 1.0)
+        self.data = SubtomoDataset(
+            volumes,
+            subtomo_size=cfg.subtomo_size,
+            n_subtomos=cfg.n_subtomos,
+            crop_size=cfg.crop_size,
+            masks=masks,
+            mask_threshold=cfg.mask_threshold,
+            normalisation=norm,
+            seed=int(ss_data.generate_state(1)[0]),
+            device=self.device,
+        )
+        self.rng = np.random.default_rng(ss_step)
+        self.noise_gen = torch.Generator().manual_seed(int(ss_noise.generate_state(1)[0]))
+
+        self.fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+        self.g = build_generator(cfg).to(self.device, memory_format=self.fmt)
+        torch.manual_seed(cfg.seed + 1)
+        self.use_e = cfg.method == "cryogen" and cfg.adv_weight > 0
+        self.e = build_energy(cfg).to(self.device, memory_format=self.fmt) if self.use_e else None
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_d = (
+            torch.optim.Adam(self.e.parameters(), lr=cfg.d_lr, betas=tuple(cfg.d_betas))
+            if self.e is not None
+            else None
+        )
+        fp16 = self.amp == torch.float16
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        c = self.data.crop_size
+        self.mask = missing_wedge_mask((c, c, c), cfg.tilt_min, cfg.tilt_max, device=self.device)
+        s = self.data.size
+        self.mask_sub = missing_wedge_mask(
+            (s, s, s), cfg.tilt_min, cfg.tilt_max, device=self.device
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        self.iso_round = -1
+        self.refill_next = 0
+        self.filled: torch.Tensor | None = None
+        self.stop_requested = False
+        self.snapshots: list[Path] = []
+        self.last_save = 0.0
+        if ckpt is not None:
+            self._load_state(ckpt)
+        # a fresh run re-seeds the global torch RNG so that training does not depend on
+        # how many random numbers the model constructors used
+        if ckpt is None:
+            torch.manual_seed(cfg.seed + 2)
+        self.csv_path = run_dir / "losses.csv"
+        self._init_csv(resumed=ckpt is not None)
+        _write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
+
+    # ------------------------------------------------------------------ setup helpers
+    def _prepare_run_dir(self, overwrite: bool) -> None:
+        rd = self.run_dir
+        if rd.exists() and not rd.is_dir():
+            raise OutputError(f"{rd}: exists and is not a folder")
+        existing = [rd / LAST, rd / SNAPSHOT_DIR, rd / "losses.csv"]
+        if any(p.exists() for p in existing):
+            if not overwrite:
+                raise OutputError(
+                    f"{rd}: already holds a training run; use --resume to continue it or "
+                    "--overwrite to start again"
+                )
+            for p in existing + [rd / "losses.png", rd / "config.json"]:
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+        try:
+            rd.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{rd}: cannot create the run folder: {exc}") from None
+
+    def _check_resumable(self, ckpt: dict[str, Any]) -> None:
+        if ckpt.get("kind") != "full":
+            raise InputError(f"{self.run_dir / LAST}: not a full checkpoint; cannot resume")
+        old = ckpt["config"]
+        new = self.cfg.model_dump(mode="json")
+        diff = [k for k in new if k not in RESUMABLE_FIELDS and old.get(k) != new[k]]
+        if diff:
+            shown = ", ".join(f"{k} ({old.get(k)!r} -> {new[k]!r})" for k in diff[:6])
+            raise InputError(
+                f"{self.run_dir}: cannot resume with settings that differ from the run's: {shown}"
+            )
+
+    def _init_csv(self, resumed: bool) -> None:
+        p = self.csv_path
+        if resumed and p.is_file():
+            # drop rows logged after the checkpoint, so the file equals an uninterrupted run's
+            with p.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+            tmp = p.with_name(f".{p.name}.tmp")
+            with tmp.open("w", newline="") as fh:
+                csv.writer(fh).writerows(keep)
+            os.replace(tmp, p)
+        else:
+            with p.open("w", newline="") as fh:
+                csv.writer(fh).writerow(LOSS_COLUMNS)
+
+    # ------------------------------------------------------------------ state
+    def _meta(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "config": cfg.model_dump(mode="json"),
+            "method": cfg.method,
+            "tilt_min": float(cfg.tilt_min),
+            "tilt_max": float(cfg.tilt_max),
+            "voxel_size": self.voxel_size,
+            "normalisation": self.data.normalisation.to_dict(),
+            "crop_size": int(self.data.crop_size),
+            "step": int(self.step),
+            "elapsed_s": float(self.elapsed),
+        }
+
+    def _full_state(self) -> dict[str, Any]:
+        state = {
+            "kind": "full",
+            **self._meta(),
+            "generator": self.g.state_dict(),
+            "energy": self.e.state_dict() if self.e is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "rng": capture_rng_state({"step": self.rng}, {"noise": self.noise_gen}),
+            "data": self.data.state_dict(),
+            "isonet": {
+                "round": self.iso_round,
+                "next": self.refill_next,
+                "filled": None if self.filled is None else self.filled.cpu(),
+            },
+        }
+        return state
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        self.g.load_state_dict(ckpt["generator"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        if self.e is not None:
+            if ckpt.get("energy") is None:
+                raise InputError(f"{self.run_dir / LAST}: the checkpoint has no energy model")
+            self.e.load_state_dict(ckpt["energy"])
+            self.opt_d.load_state_dict(ckpt["opt_d"])  # type: ignore[union-attr]
+        self.scaler_g.load_state_dict(ckpt["scaler_g"])
+        self.scaler_d.load_state_dict(ckpt["scaler_d"])
+        self.data.load_state_dict(ckpt["data"])
+        restore_rng_state(ckpt["rng"], {"step": self.rng}, {"noise": self.noise_gen})
+        self.step = int(ckpt["step"])
+        self.elapsed = float(ckpt["elapsed_s"])
+        self.last_save = self.elapsed
+        iso = ckpt.get("isonet") or {}
+        self.iso_round = int(iso.get("round", -1))
+        self.refill_next = int(iso.get("next", 0))
+        filled = iso.get("filled")
+        self.filled = None if filled is None else filled.to(self.device)
+        logger.info("resumed %s at step %d (%.1f s)", self.run_dir, self.step, self.elapsed)
+
+    def save(self, snapshot: bool = True) -> Path:
+        self.last_save = self.elapsed
+        path = save_checkpoint(self.run_dir / LAST, self._full_state())
+        if snapshot:
+            snap = snapshot_path(self.run_dir, self.step)
+            save_checkpoint(
+                snap, {"kind": "generator", **self._meta(), "generator": self.g.state_dict()}
+            )
+            if snap not in self.snapshots:
+                self.snapshots.append(snap)
+        return path
+
+    # ------------------------------------------------------------------ schedule
+    def progress(self) -> float:
+        cfg = self.cfg
+        p = 0.0
+        if cfg.steps is not None:
+            p = max(p, self.step / cfg.steps)
+        if cfg.minutes is not None:
+            p = max(p, self.elapsed / (60.0 * cfg.minutes))
+        return min(1.0, p)
+
+    def done(self) -> bool:
+        cfg = self.cfg
+        if cfg.steps is not None and self.step >= cfg.steps:
+            return True
+        return cfg.minutes is not None and self.elapsed >= 60.0 * cfg.minutes
+
+    # ------------------------------------------------------------------ numerics
+    def _randn(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shape, generator=self.noise_gen).to(self.device)
+
+    def _u(self) -> float:
+        return 1.0 - float(self.rng.random())  # U(0, 1]
+
+    def _g(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.amp):
+            out = self.g(x.contiguous(memory_format=self.fmt))
+        return generator_output(out).float().contiguous()
+
+    def _e(self, x: torch.Tensor, *, amp: bool = True) -> torch.Tensor:
+        assert self.e is not None
+        with autocast(self.device, self.amp if amp else None):
+            s = self.e(x.contiguous(memory_format=self.fmt))
+        return s.float().reshape(-1)
+
+    def _tm(self, x: torch.Tensor) -> torch.Tensor:
+        return wedge_operator(x, self.mask)
+
+    def _backward_step(
+        self,
+        loss: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        params: Any,
+        clip: float | None,
+    ) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if clip is not None:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def _set_lr(self, p: float) -> float:
+        f = self.cfg.lr_factor(p)
+        for grp in self.opt_g.param_groups:
+            grp["lr"] = self.cfg.lr * f
+        if self.opt_d is not None:
+            for grp in self.opt_d.param_groups:
+                grp["lr"] = self.cfg.d_lr * f
+        return self.cfg.lr * f
+
+    # ------------------------------------------------------------------ CryoGEN step
+    def _d_update(self, real: torch.Tensor, fake: torch.Tensor, ui: float) -> dict[str, float]:
+        cfg = self.cfg
+        assert self.e is not None and self.opt_d is not None
+        self.e.requires_grad_(True)
+        stats: dict[str, float] = {}
+        for _ in range(cfg.d_steps):
+            r, f = real.detach(), fake.detach()
+            if cfg.instance_noise > 0:
+                r = r + cfg.instance_noise * ui * self._randn(r.shape)
+                f = f + cfg.instance_noise * ui * self._randn(f.shape)
+            r, f = _margin(r, cfg.adv_margin), _margin(f, cfg.adv_margin)
+            penalty = torch.zeros((), device=self.device)
+            if cfg.r1_weight > 0:
+                r = r.requires_grad_(True)
+                s_real = self._e(r, amp=False)
+                (grad,) = torch.autograd.grad(s_real.sum(), r, create_graph=True)
+                penalty = penalty + 0.5 * cfg.r1_weight * grad.pow(2).flatten(1).sum(1).mean()
+            else:
+                s_real = self._e(r)
+            s_fake = self._e(f)
+            loss = _d_loss(cfg.adv_loss, s_real, s_fake)
+            if cfg.adv_loss == "wgan-gp" and cfg.gp_weight > 0:
+                alpha = torch.rand((r.shape[0], 1, 1, 1, 1), generator=self.noise_gen)
+                x_hat = alpha.to(self.device) * r.detach() + (1 - alpha.to(self.device)) * f
+                x_hat.requires_grad_(True)
+                s_hat = self._e(x_hat, amp=False)
+                (grad,) = torch.autograd.grad(s_hat.sum(), x_hat, create_graph=True)
+                gp = (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+                penalty = penalty + cfg.gp_weight * gp
+            total = loss + penalty
+            self._backward_step(total, self.opt_d, self.scaler_d, self.e.parameters(), None)
+            stats = {
+                "d_loss": float(loss.detach()),
+                "d_real": float(s_real.detach().mean()),
+                "d_fake": float(s_fake.detach().mean()),
+                "penalty": float(penalty.detach()),
+            }
+        self.e.requires_grad_(False)
+        return stats
+
+    def _step_cryogen(self, p: float) -> dict[str, float]:
+        cfg = self.cfg
+        b = cfg.batch_size
+        refilled = cfg.consistency_target == "refilled"
+        row: dict[str, float] = {}
+        if refilled:
+            if self.filled is None:
+                self.filled = self.data.subtomos.clone()  # g' = identity before training
+                self.refill_next = 0
+                self.iso_round = 0
+            if cfg.refill_every is None:  # rounds, as IsoNet
+                rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
+                if rnd > self.iso_round:
+                    self._refill()
+                    self.iso_round = rnd
+                row["round"] = float(self.iso_round)
+            elif self.step > 0 and self.step % cfg.refill_every == 0:
+                self._refill_one(self.refill_next)
+                self.refill_next = (self.refill_next + 1) % len(self.data)
+        idx, offs = self.data.draw(b)
+        y = self.data.crop(self.data.subtomos, idx, offs)  # (B, 1, C, C, C)
+        u, ug, uh, ui = (self._u() for _ in range(4))
+        rots = [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(b)]
+        lam = cfg.lambda_at(p)
+        adv_w = cfg.adv_weight * cfg.adv_factor(p)
+        row.update({"lambda": lam, "adv_weight": adv_w})
+        gan_step = self.step % cfg.gan_every == 0
+        need_xg = gan_step and (cfg.data_weight > 0 or self.use_e)
+        total = torch.zeros((), device=self.device)
+        xg = None
+        if need_xg:
+            x_in = y + cfg.sigma_g * ug * self._randn(y.shape) if cfg.sigma_g > 0 else y
+            xg = self._g(x_in)  # (B, 1, C, C, C), with gradient
+        if self.use_e and gan_step:
+            assert xg is not None
+            fake = self._tm(_rot(xg, rots))
+            real = self._tm(y) if cfg.real_wedge else y
+            if cfg.sigma > 0:
+                real = real + cfg.sigma * u * self._randn(real.shape)
+            row.update(self._d_update(real, fake, ui))
+            if adv_w > 0:
+                f = fake
+                if cfg.instance_noise > 0:
+                    f = f + cfg.instance_noise * ui * self._randn(f.shape)
+                adv = _g_adv(cfg.adv_loss, self._e(_margin(f, cfg.adv_margin)))
+                total = total + adv_w * adv
+                row["adv_g"] = float(adv.detach())
+        if cfg.data_weight > 0 and gan_step:
+            assert xg is not None
+            # ||T_M g(y + eps_g) - T_M y||^2: with a crop, T_M y is its measured data (a crop
+            # of a wedged volume is not exactly T_M-invariant; comparing with y itself would
+            # penalise even the ideal generator near the crop's faces)
+            data = _margin(self._tm(xg - y), cfg.data_margin).pow(2).mean()
+            total = total + cfg.data_weight * data
+            row["data"] = float(data.detach())
+        if lam > 0:
+            with torch.no_grad():
+                if refilled:
+                    assert self.filled is not None
+                    target = self.data.crop(self.filled, idx, offs)
+                else:
+                    if cfg.consistency_forward == "reuse" and xg is not None:
+                        xp = xg.detach()
+                    else:
+                        xp = self._g(y)
+                    target = xp if cfg.consistency_target == "generator" else self._tm(y - xp) + xp
+                inp = _rot(target, rots)
+                if cfg.sigma_h > 0:
+                    inp = inp + cfg.sigma_h * uh * self._randn(inp.shape)
+                inp = self._tm(inp)
+            out = _rot(self._g(inp), rots, inverse=True)
+            cons = F.mse_loss(out, target)
+            total = total + lam * cons
+            row["consistency"] = float(cons.detach())
+        if total.requires_grad:
+            self._check_finite(total)
+            self._backward_step(
+                total, self.opt_g, self.scaler_g, self.g.parameters(), cfg.grad_clip
+            )
+        row["loss"] = float(total.detach())
+        return row
+
+    # ------------------------------------------------------------------ IsoNet step
+    @torch.no_grad()
+    def _refill_one(self, i: int) -> None:
+        """``x_i = T_M y_i + (1 - T_M) g(y_i)`` for subtomogram ``i`` (IsoNet's refill)."""
+        assert self.filled is not None
+        was_training = self.g.training
+        self.g.eval()
+        y = self.data.subtomos[i][None, None]
+        if self.data.size > 2 * self.data.crop_size:
+            from cryogen.tiling import sliding_window_inference
+
+            gy = sliding_window_inference(
+                y, self._g, roi_size=self.data.crop_size, overlap=self.data.crop_size // 4
+            )
+        else:
+            gy = self._g(y)
+        self.filled[i] = (wedge_operator(y - gy, self.mask_sub) + gy)[0, 0]
+        self.g.train(was_training)
+
+    def _refill(self) -> None:
+        """Refill every subtomogram (the start of an IsoNet round)."""
+        if self.filled is None:
+            self.filled = self.data.subtomos.clone()
+        for i in range(len(self.data)):
+            self._refill_one(i)
+
+    def _step_isonet(self, p: float) -> dict[str, float]:
+        cfg = self.cfg
+        rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
+        if self.filled is None:
+            self.filled = self.data.subtomos.clone()
+            self.iso_round = 0
+        if rnd > self.iso_round:
+            self._refill()
+            self.iso_round = rnd
+        b = cfg.batch_size
+        idx, offs = self.data.draw(b)
+        x = self.data.crop(self.filled, idx, offs)
+        u = self._u()
+        rots = [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(b)]
+        target = _rot(x, rots)
+        level = cfg.isonet_noise(self.iso_round) * (u if cfg.isonet_noise_uniform else 1.0)
+        inp = target + level * self._randn(target.shape) if level > 0 else target
+        inp = self._tm(inp)
+        loss = F.mse_loss(self._g(inp), target)
+        self._check_finite(loss)
+        self._backward_step(loss, self.opt_g, self.scaler_g, self.g.parameters(), cfg.grad_clip)
+        return {
+            "loss": float(loss.detach()),
+            "consistency": float(loss.detach()),
+            "round": float(self.iso_round),
+            "noise": level,
+        }
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach())):
+            raise CryogenError(
+                f"training diverged at step {self.step + 1} (non-finite loss); the last good "
+                f"checkpoint is {self.run_dir / LAST}; try a smaller learning rate"
+            )
+
+    # ------------------------------------------------------------------ loop
+    def run(self, progress: bool, callback: Callable[[dict[str, Any]], Any] | None) -> TrainResult:
+        cfg = self.cfg
+        self.g.train()
+        if self.e is not None:
+            self.e.train()
+            self.e.requires_grad_(False)
+        last_row: dict[str, float] = {}
+        interrupted = False
+        bar = _ProgressBar(cfg, enabled=progress)
+        handler_installed = False
+        old_handler: Any = None
+        if threading.current_thread() is threading.main_thread():
+
+            def _on_sigint(signum: int, frame: Any) -> None:
+                if self.stop_requested:  # second Ctrl-C: stop at once
+                    raise KeyboardInterrupt
+                self.stop_requested = True
+                logger.warning(
+                    "interrupt: writing a checkpoint after this step "
+                    "(press Ctrl-C again to abort without it)"
+                )
+
+            old_handler = signal.signal(signal.SIGINT, _on_sigint)
+            handler_installed = True
+        csv_fh = self.csv_path.open("a", newline="")
+        writer = csv.writer(csv_fh)
+        try:
+            bar.start(self.step, self.elapsed)
+            t_prev = time.perf_counter()
+            while not self.done():
+                p = self.progress()
+                lr = self._set_lr(p)
+                row = self._step_cryogen(p) if cfg.method == "cryogen" else self._step_isonet(p)
+                self.step += 1
+                now = time.perf_counter()
+                self.elapsed += now - t_prev
+                t_prev = now
+                row = {"step": self.step, "elapsed_s": self.elapsed, "progress": p, "lr": lr, **row}
+                last_row = row
+                if self.step % cfg.log_every == 0 or self.done():
+                    writer.writerow([_fmt(row.get(c, math.nan)) for c in LOSS_COLUMNS])
+                    csv_fh.flush()
+                bar.update(self.step, self.elapsed, row)
+                stop = False
+                if callback is not None:
+                    stop = bool(
+                        callback(
+                            {
+                                "step": self.step,
+                                "elapsed_s": self.elapsed,
+                                "progress": p,
+                                "losses": row,
+                                "generator": self.g,
+                                "normalisation": self.data.normalisation,
+                            }
+                        )
+                    )
+                due = self.step % cfg.checkpoint_every == 0 or (
+                    cfg.checkpoint_minutes is not None
+                    and self.elapsed - self.last_save >= 60.0 * cfg.checkpoint_minutes
+                )
+                if due and not self.done():
+                    self.save()
+                    t_prev = time.perf_counter()  # checkpoint writing is not training time
+                if self.stop_requested or stop:
+                    interrupted = True
+                    break
+        finally:
+            csv_fh.close()
+            bar.stop()
+            if handler_installed:
+                signal.signal(signal.SIGINT, old_handler)
+        path = self.save()
+        if interrupted:
+            logger.warning(
+                "stopped at step %d; checkpoint %s (continue with --resume)", self.step, path
+            )
+        _plot_losses(self.csv_path, self.run_dir / "losses.png")
+        self.g.eval()
+        return TrainResult(
+            run_dir=self.run_dir,
+            step=self.step,
+            elapsed_s=self.elapsed,
+            losses=last_row,
+            checkpoint=path,
+            generator=self.g,
+            config=cfg,
+            normalisation=self.data.normalisation,
+            interrupted=interrupted,
+            snapshots=list(self.snapshots),
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, int):
+        return str(v)
+    v = float(v)
+    return "" if math.isnan(v) else f"{v:.9g}"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _ProgressBar:
+    """A rich progress bar over steps (or seconds, with a time budget) with the loss terms."""
+
+    KEYS = (
+        ("loss", "loss"),
+        ("data", "data"),
+        ("consistency", "cons"),
+        ("adv_g", "adv"),
+        ("d_loss", "D"),
+    )
+
+    def __init__(self, cfg: TrainConfig, enabled: bool) -> None:
+        self.cfg = cfg
+        self.enabled = enabled
+        self.bar: Any = None
+        self.last = 0.0
+
+    def start(self, step: int, elapsed: float) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.by_steps = self.cfg.steps is not None
+        total = self.cfg.steps if self.by_steps else int(60 * (self.cfg.minutes or 0))
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self.bar.start()
+        desc = f"train {self.cfg.method}" + ("" if self.by_steps else " (s)")
+        self.task = self.bar.add_task(
+            desc, total=total, info="", completed=step if self.by_steps else int(elapsed)
+        )
+
+    def update(self, step: int, elapsed: float, row: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        info = f"step {step} " + " ".join(
+            f"{short} {row[k]:.3g}" for k, short in self.KEYS if k in row
+        )
+        self.bar.update(self.task, completed=step if self.by_steps else int(elapsed), info=info)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _plot_losses(csv_path: Path, png_path: Path) -> None:
+    """Loss curves of ``losses.csv`` as a PNG (matplotlib's Agg canvas, no global state)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        with csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            return
+        steps = np.array([float(r["step"]) for r in rows])
+        fig = Figure(figsize=(8, 4.5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for key in ("loss", "data", "consistency", "adv_g", "d_loss"):
+            vals = np.array([float(r[key]) if r[key] else np.nan for r in rows])
+            if np.isfinite(vals).any():
+                ax.plot(steps, vals, label=key, lw=1)
+        if ax.get_lines() and all(
+            np.nanmin(np.asarray(ln.get_ydata(), float)) > 0 for ln in ax.get_lines()
+        ):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (per-voxel mean)")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+        tmp = png_path.with_name(f".{png_path.name}.tmp.png")
+        fig.savefig(tmp)
+        os.replace(tmp, png_path)
+    except Exception as exc:  # a figure must never lose a finished run
+        logger.warning("could not draw the loss curves: %s", exc)
+
+
+# ---------------------------------------------------------------------------- entry point
+def train(
+    config: TrainConfig,
+    volumes: Sequence[np.ndarray | torch.Tensor],
+    run_dir: str | Path,
+    *,
+    voxel_size: float = 1.0,
+    masks: Sequence[np.ndarray | torch.Tensor | None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+) -> TrainResult:
+    """Train a generator on wedge-corrupted volumes (CryoGEN or the IsoNet-style baseline).
+
+    Parameters
+    ----------
+    config
+        The run's settings (``config.method`` picks the algorithm).
+    volumes
+        One or more volumes ``(z, y, x)`` with the missing wedge of
+        ``[config.tilt_min, config.tilt_max]``; arrays, memory maps or tensors.
+    run_dir
+        Folder of the run: ``config.json``, ``losses.csv``, ``losses.png``, ``last.pt`` and
+        ``checkpoints/step_NNNNNN.pt``.
+    voxel_size
+        Å per voxel, recorded in the checkpoints.
+    masks
+        Optional masks (one per volume, ``None`` allowed): subtomograms are cut where the mask
+        covers at least ``config.mask_threshold``.
+    resume
+        Continue the run in ``run_dir`` from ``last.pt``; the losses then equal those of an
+        uninterrupted run (with a step budget, same device and precision).
+    overwrite
+        Start again in a ``run_dir`` that already holds a run.
+    progress
+        Show a progress bar.
+    callback
+        Called after every step with a dict (``step``, ``elapsed_s``, ``progress``,
+        ``losses``, ``generator``, ``normalisation``); returning True stops the run (with a
+        checkpoint).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InputError, OutputError
+        Unusable inputs or run folder.
+    """
+    rd = Path(run_dir)
+    trainer = _Trainer(
+        config, volumes, rd, voxel_size=voxel_size, masks=masks, resume=resume, overwrite=overwrite
+    )
+    return trainer.run(progress, callback)

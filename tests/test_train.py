@@ -1,0 +1,391 @@
+"""Training engine: config resolution, data sampling, both methods, determinism, resume,
+checkpoints.  Tiny volumes (<= 32^3) and networks, a few steps each."""
+
+import csv
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from cryogen.errors import InputError, OutputError
+from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
+from cryogen.train import TrainConfig, train
+from cryogen.train.checkpoint import load_checkpoint
+from cryogen.train.config import PRESETS
+from cryogen.train.data import SubtomoDataset, compute_normalisation, sample_origins
+from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
+
+TINY = dict(
+    features=(4, 8),
+    energy_features=(4, 4),
+    energy_fc_features=(8,),
+    subtomo_size=24,
+    crop_size=16,
+    n_subtomos=3,
+    amp="off",
+    threads=1,
+    device="cpu",
+    adv_start=0.0,
+    adv_ramp=0.0,
+    adv_weight=0.01,
+    checkpoint_every=1000,
+    minutes=None,
+)
+
+
+def tiny_config(**kw):
+    return TrainConfig.from_sources("cpu", overrides={**TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def volume():
+    """A wedge-corrupted 28^3 volume: two boxes and a ball."""
+    z, y, x = torch.meshgrid(*(torch.arange(28.0),) * 3, indexing="ij")
+    v = ((z - 14) ** 2 + (y - 12) ** 2 + (x - 15) ** 2 < 25).float()
+    v[4:10, 6:20, 18:24] = 1.0
+    v[18:24, 3:8, 3:12] = 0.5
+    return apply_missing_wedge(v, -60, 60).numpy()
+
+
+def read_rows(run_dir):
+    with open(run_dir / "losses.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def loss_rows(run_dir):
+    """losses.csv without the wall-clock column."""
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_rows(run_dir)]
+
+
+def weights(path, key="generator"):
+    return load_checkpoint(path)[key]
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ------------------------------------------------------------------------------ config
+def test_config_layers_preset_file_overrides(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"lr": 2e-4, "batch_size": 2, "steps": 50}))
+    cfg = TrainConfig.from_sources("paper", f, {"batch_size": 3, "seed": None})
+    assert cfg.preset == "paper"
+    assert cfg.features == PRESETS["paper"]["features"]  # from the preset
+    assert cfg.lr == 2e-4  # file over preset
+    assert cfg.batch_size == 3  # override over file; None overrides are ignored
+    assert cfg.steps == 50 and cfg.minutes is None
+    # giving minutes alone clears the preset's steps, and the other way round
+    cfg = TrainConfig.from_sources("paper", overrides={"minutes": 2.0})
+    assert cfg.steps is None and cfg.minutes == 2.0
+    cfg = TrainConfig.from_sources("cpu", overrides={"steps": 7})
+    assert cfg.steps == 7 and cfg.minutes is None
+    # None in `overrides` means "not given"; `exact` applies None too (--set key=null)
+    assert (
+        TrainConfig.from_sources("cpu", overrides={"checkpoint_minutes": None}).checkpoint_minutes
+        == 1.0
+    )
+    assert (
+        TrainConfig.from_sources("cpu", exact={"checkpoint_minutes": None}).checkpoint_minutes
+        is None
+    )
+    # a TOML file, and the preset named by the file
+    t = tmp_path / "c.toml"
+    t.write_text('preset = "paper"\nseed = 4\n')
+    cfg = TrainConfig.from_sources(None, t)
+    assert cfg.preset == "paper" and cfg.seed == 4
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lr": -1.0},
+        {"tilt_min": 70.0},
+        {"crop_size": 128},
+        {"nonsense": 1},
+        {"adv_loss": "mse"},
+        {"features": (4,)},
+    ],
+)
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(InputError, match="invalid training config"):
+        TrainConfig.from_sources("cpu", overrides=bad)
+
+
+def test_schedules():
+    cfg = TrainConfig(
+        consistency_weight=2.0,
+        lambda_min=0.5,
+        lambda_hold=0.2,
+        warmup_fraction=0.1,
+        lr_final_factor=0.0,
+        adv_start=0.3,
+        adv_ramp=0.2,
+    )
+    assert cfg.lambda_at(0.0) == cfg.lambda_at(0.2) == 2.0
+    assert math.isclose(cfg.lambda_at(0.6), 1.25) and math.isclose(cfg.lambda_at(1.0), 0.5)
+    assert math.isclose(cfg.lr_factor(0.05), 0.5) and math.isclose(cfg.lr_factor(0.1), 1.0)
+    assert math.isclose(cfg.lr_factor(0.55), 0.5) and cfg.lr_factor(1.0) == 0.0
+    assert cfg.adv_factor(0.29) == 0.0 and math.isclose(cfg.adv_factor(0.4), 0.5)
+    assert cfg.adv_factor(0.9) == 1.0
+    iso = TrainConfig(rounds=10, isonet_noise_max=0.2, isonet_noise_start=0.5)
+    levels = [iso.isonet_noise(r) for r in range(10)]
+    assert levels[:5] == [0.0] * 5 and math.isclose(levels[-1], 0.2)
+    assert all(b > a for a, b in zip(levels[4:], levels[5:], strict=False))
+
+
+# ------------------------------------------------------------------------------ data
+def test_origins_respect_the_mask():
+    mask = np.zeros((40, 40, 40), np.uint8)
+    mask[20:, 20:, 20:] = 1
+    rng = np.random.default_rng(0)
+    origins = sample_origins(mask.shape, 16, 20, rng, mask=mask, threshold=0.5)
+    assert len(origins) == 20
+    for z, y, x in origins:
+        assert mask[z : z + 16, y : y + 16, x : x + 16].mean() >= 0.5
+    with pytest.raises(InputError, match="mask coverage"):
+        sample_origins(mask.shape, 16, 5, rng, mask=np.zeros_like(mask), max_tries=10)
+
+
+def test_dataset_normalises_and_crops(volume):
+    ds = SubtomoDataset(
+        [volume, volume[:, :, ::-1]], subtomo_size=20, n_subtomos=4, crop_size=12, seed=3
+    )
+    norm = compute_normalisation([volume])
+    assert math.isclose(ds.normalisation.mean, norm.mean, rel_tol=1e-9)
+    assert math.isclose(ds.normalisation.std, float(volume.std()), rel_tol=1e-6)
+    assert ds.subtomos.shape == (8, 20, 20, 20) and len(ds.origins) == 8
+    i, z, y, x = ds.origins[5]
+    src = [volume, volume[:, :, ::-1]][i][z : z + 20, y : y + 20, x : x + 20]
+    torch.testing.assert_close(ds.subtomos[5], norm.apply(torch.as_tensor(src.copy())))
+    batch = ds.sample(3)
+    assert batch.shape == (3, 1, 12, 12, 12)
+    # the sampler's state round-trips
+    state = ds.state_dict()
+    a = ds.sample(2)
+    ds.load_state_dict(state)
+    torch.testing.assert_close(ds.sample(2), a)
+    with pytest.raises(InputError, match="smaller than the training crop"):
+        SubtomoDataset([volume[:10]], subtomo_size=20, n_subtomos=1, crop_size=12)
+
+
+# ------------------------------------------------------------------------------ training
+@pytest.mark.parametrize(
+    "method, adv_loss, extra",
+    [
+        ("cryogen", "bce", {"r1_weight": 1.0, "instance_noise": 0.1, "sigma": 0.05}),
+        ("cryogen", "hinge", {"consistency_target": "generator", "consistency_forward": "reuse"}),
+        ("cryogen", "wgan-gp", {"d_steps": 2}),
+        (
+            "cryogen",
+            "bce",
+            {
+                "amp": "bf16",
+                "consistency_target": "wedge_filled",
+                "gan_every": 2,
+                "refill_every": 2,
+            },
+        ),
+        ("cryogen", "bce", {"refill_every": 2, "data_margin": 2, "deep_supervision": True}),
+        ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0}),
+    ],
+)
+def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, extra):
+    cfg = tiny_config(method=method, adv_loss=adv_loss, steps=4, **extra)
+    res = train(cfg, [volume], tmp_path / "run", progress=False)
+    assert res.step == 4 and not res.interrupted
+    rows = read_rows(tmp_path / "run")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    terms = ["loss", "consistency"] + (["data", "adv_g", "d_loss"] if method == "cryogen" else [])
+    for t in terms:  # terms computed every `gan_every` steps are blank in between
+        values = [float(r[t]) for r in rows if r[t] != ""]
+        assert values and all(math.isfinite(v) for v in values), (t, rows)
+    if method == "isonet":
+        assert {r["round"] for r in rows} == {"0", "1"}  # a refill happened
+    assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == method
+
+
+@pytest.mark.parametrize("method", ["cryogen", "isonet"])
+def test_generator_loss_falls(tmp_path, volume, method):
+    """The consistency loss over all 20 rotations of one fixed crop falls with training."""
+    # one crop (subtomogram = crop), no refill within the run, constant lr
+    cfg = tiny_config(
+        method=method,
+        steps=60,
+        lr=3e-3,
+        warmup_fraction=0.0,
+        adv_weight=0.0,
+        features=(8, 16),
+        sigma_g=0.0,
+        sigma_h=0.0,
+        lambda_min=1.0,
+        n_subtomos=1,
+        subtomo_size=16,
+        batch_size=2,
+        lr_final_factor=1.0,
+        rounds=1,
+        gan_every=1,
+        isonet_noise_max=0.0,
+    )
+    res = train(cfg, [volume], tmp_path / "run", progress=False)
+    ds = SubtomoDataset(
+        [volume],
+        subtomo_size=16,
+        n_subtomos=1,
+        crop_size=16,
+        seed=int(np.random.SeedSequence(cfg.seed).spawn(3)[0].generate_state(1)[0]),
+    )
+    y = ds.subtomos[:1, None]  # (1, 1, 16, 16, 16), the only crop
+    mask = missing_wedge_mask((16, 16, 16), -60, 60)
+
+    def loss(g):
+        with torch.no_grad():
+            return float(
+                np.mean(
+                    [
+                        torch.nn.functional.mse_loss(
+                            rotate_inverse(g(wedge_operator(rotate(y, r), mask)), r), y
+                        )
+                        for r in WEDGE_ROTATIONS
+                    ]
+                )
+            )
+
+    before, after = loss(lambda t: t), loss(res.generator.float())  # untrained g = identity
+    assert after < 0.85 * before, (before, after)
+
+
+def test_same_seed_same_weights(tmp_path, volume):
+    cfg = tiny_config(steps=3)
+    train(cfg, [volume], tmp_path / "a", progress=False)
+    train(cfg, [volume], tmp_path / "b", progress=False)
+    assert_same_state(weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt"))
+    assert loss_rows(tmp_path / "a") == loss_rows(tmp_path / "b")
+    train(tiny_config(steps=3, seed=1), [volume], tmp_path / "c", progress=False)
+    other = weights(tmp_path / "c" / "last.pt")
+    assert any(not torch.equal(v, other[k]) for k, v in weights(tmp_path / "a" / "last.pt").items())
+
+
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("cryogen", {"r1_weight": 1.0, "instance_noise": 0.1, "sigma": 0.05, "dropout": 0.1}),
+        ("isonet", {"rounds": 3, "isonet_noise_start": 0.0}),
+    ],
+)
+def test_resume_equals_uninterrupted(tmp_path, volume, method, extra):
+    cfg = tiny_config(method=method, steps=6, **extra)
+    full = train(cfg, [volume], tmp_path / "full", progress=False)
+
+    def stop_at_3(info):
+        return info["step"] == 3
+
+    part = train(cfg, [volume], tmp_path / "part", progress=False, callback=stop_at_3)
+    assert part.interrupted and part.step == 3
+    resumed = train(cfg, [volume], tmp_path / "part", progress=False, resume=True)
+    assert resumed.step == 6 and full.step == 6
+    assert loss_rows(tmp_path / "full") == loss_rows(tmp_path / "part")
+    keys = ["generator"] + (["energy", "opt_d"] if method == "cryogen" else [])
+    a, b = (
+        load_checkpoint(tmp_path / "full" / "last.pt"),
+        load_checkpoint(tmp_path / "part" / "last.pt"),
+    )
+    for k in keys[:2]:
+        assert_same_state(a[k], b[k])
+    if method == "isonet":
+        assert torch.equal(a["isonet"]["filled"], b["isonet"]["filled"])
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resumes(tmp_path, volume):
+    cfg = tiny_config(steps=4)
+    train(cfg, [volume], tmp_path / "full", progress=False)
+
+    def interrupt(info):
+        if info["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    res = train(cfg, [volume], tmp_path / "run", progress=False, callback=interrupt)
+    assert res.interrupted and res.step == 2
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+    train(cfg, [volume], tmp_path / "run", progress=False, resume=True)
+    assert loss_rows(tmp_path / "full") == loss_rows(tmp_path / "run")
+
+
+def test_checkpoint_contents(tmp_path, volume):
+    cfg = tiny_config(steps=4, checkpoint_every=2)
+    train(cfg, [volume], tmp_path / "run", voxel_size=7.5, progress=False)
+    full = load_checkpoint(tmp_path / "run" / "last.pt")
+    for key in (
+        "config",
+        "method",
+        "tilt_min",
+        "tilt_max",
+        "voxel_size",
+        "normalisation",
+        "crop_size",
+        "step",
+        "elapsed_s",
+        "generator",
+        "energy",
+        "opt_g",
+        "opt_d",
+        "scaler_g",
+        "rng",
+        "data",
+        "isonet",
+    ):
+        assert key in full, key
+    assert full["kind"] == "full" and full["step"] == 4 and full["voxel_size"] == 7.5
+    assert (full["tilt_min"], full["tilt_max"]) == (-60.0, 60.0)
+    assert TrainConfig.model_validate(full["config"]) == cfg
+    assert math.isclose(full["normalisation"]["std"], float(volume.std()), rel_tol=1e-5)
+    assert set(full["rng"]) >= {"torch", "numpy", "python", "named_numpy", "named_torch"}
+    snaps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert snaps == ["step_000002.pt", "step_000004.pt"]
+    snap = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000002.pt")
+    assert snap["kind"] == "generator" and "energy" not in snap and snap["step"] == 2
+    assert_same_state(snap["generator"] if False else full["generator"], full["generator"])
+    saved = TrainConfig.model_validate_json((tmp_path / "run" / "config.json").read_text())
+    assert saved == cfg
+
+
+def test_run_folder_rules(tmp_path, volume):
+    cfg = tiny_config(steps=2)
+    train(cfg, [volume], tmp_path / "run", progress=False)
+    with pytest.raises(OutputError, match="already holds a training run"):
+        train(cfg, [volume], tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="differ from the run's"):
+        train(
+            tiny_config(steps=4, lr=1e-3), [volume], tmp_path / "run", progress=False, resume=True
+        )
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(cfg, [volume], tmp_path / "empty", progress=False, resume=True)
+    # a longer budget may be given on resume
+    res = train(tiny_config(steps=3), [volume], tmp_path / "run", progress=False, resume=True)
+    assert res.step == 3
+    res = train(cfg, [volume], tmp_path / "run", progress=False, overwrite=True)
+    assert res.step == 2 and len(read_rows(tmp_path / "run")) == 2
+
+
+def test_device_choice():
+    from cryogen.device import pick_device, resolve_amp
+
+    assert pick_device("cpu") == torch.device("cpu")
+    auto = pick_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+    with pytest.raises(InputError, match="unknown device"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            pick_device("cuda")
+    assert resolve_amp("off", torch.device("cpu")) is None
+    assert resolve_amp("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(InputError, match="fp16 autocast is not supported on the CPU"):
+        resolve_amp("fp16", torch.device("cpu"))
