@@ -299,13 +299,27 @@ def show(
     console.print(f"wrote {output}")
 
 
+# Modules that add commands to ``app`` through a ``register(app)`` function.
+COMMAND_MODULES = (
+    "cryogen.cli_train",
+    "cryogen.cli_predict",
+    "cryogen.cli_prep",
+    "cryogen.cli_bench",
+)
+
+
 def _register_optional() -> None:
     """Commands living in their own modules register themselves here."""
-    try:
-        from cryogen.cli_train import register
-    except ImportError:  # pragma: no cover - while the training module is absent
-        return
-    register(app)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside the module
+                raise
+            continue
+        module.register(app)
 
 
 _register_optional()
