@@ -86,6 +86,19 @@ def compute_normalisation(volumes: Sequence[ArrayLike], *, enabled: bool = True)
     return Normalisation(float(mean), std)
 
 
+def _coverage_message(
+    name: str, found: int, wanted: int, size: int, threshold: float, fraction: float
+) -> str:
+    """The one-line error for too few subtomograms with enough mask coverage."""
+    return (
+        f"{name}: found only {found} of the {wanted} subtomograms of {size}^3 voxels asked for "
+        f"with mask coverage >= {threshold:.0%} (the mask covers {fraction:.1%} of the volume); "
+        f"lower the coverage threshold (--set mask_threshold={threshold / 2:.2g}), ask for "
+        "fewer or smaller subtomograms (--set n_subtomos=..., --set subtomo_size=...), or make "
+        "a larger mask (cryogen make-mask with higher --density-percentage/--std-percentage)"
+    )
+
+
 def sample_origins(
     shape: tuple[int, int, int],
     size: int,
@@ -106,15 +119,20 @@ def sample_origins(
     Raises
     ------
     InputError
-        When fewer than ``n`` acceptable cubes turn up in ``max_tries * n`` draws.
+        When fewer than ``n`` acceptable cubes turn up in ``max_tries * n`` draws, or at once
+        when the mask holds too few voxels for any cube to reach ``threshold``.  The message
+        says how many were found, how many were asked for, and which options to change.
     """
     highs = [max(0, int(s) - size) for s in shape]
+    m = None if mask is None else _as_numpy(mask)
+    if m is not None:
+        inside = int(np.count_nonzero(m))
+        voxels = min(size, int(shape[0])) * min(size, int(shape[1])) * min(size, int(shape[2]))
+        if inside < threshold * voxels:  # no cube can reach the threshold: fail now
+            raise InputError(_coverage_message(name, 0, n, size, threshold, inside / m.size))
     if all(h == 0 for h in highs):
-        if mask is not None and float((_as_numpy(mask) != 0).mean()) < threshold:
-            raise InputError(f"{name}: the mask covers less than {threshold:.0%} of the volume")
         return [(0, 0, 0)]
     out: list[tuple[int, int, int]] = []
-    m = None if mask is None else _as_numpy(mask)
     tries = 0
     while len(out) < n:
         o = tuple(int(rng.integers(0, h + 1)) for h in highs)
@@ -123,10 +141,8 @@ def sample_origins(
             cube = m[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
             if float((cube != 0).mean()) < threshold:
                 if tries > max_tries * n:
-                    raise InputError(
-                        f"{name}: found only {len(out)} of {n} subtomograms of {size}^3 voxels "
-                        f"with mask coverage >= {threshold:.0%}; lower the threshold or the size"
-                    )
+                    frac = float(np.count_nonzero(m)) / m.size
+                    raise InputError(_coverage_message(name, len(out), n, size, threshold, frac))
                 continue
         out.append(o)  # type: ignore[arg-type]
     return out
