@@ -128,10 +128,12 @@ def write_mrc(path, data, voxel):
 
 @pytest.fixture()
 def app():
+    from cryogen.cli_predict import register as register_predict
     from cryogen.cli_train import register
 
     a = typer.Typer()
     register(a)
+    register_predict(a)
     return a
 
 

@@ -1,8 +1,8 @@
-"""The ``cryogen train`` and ``cryogen predict`` commands (registered by ``cryogen.cli``).
+"""The ``cryogen train`` command (registered by ``cryogen.cli``; ``predict`` lives in
+``cryogen.cli_predict``).
 
-Both are thin: they read files, call :func:`cryogen.train.train` or
-:func:`cryogen.predict.predict_volume`, and write files.  User errors are raised as
-``CryogenError`` subclasses, which ``cryogen.cli`` prints as one line.
+It is thin: it reads files, calls :func:`cryogen.train.train`, and writes files.  User
+errors are raised as ``CryogenError`` subclasses, which ``cryogen.cli`` prints as one line.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ def _read_inputs(
     mask_data = None
     if any(m is not None for m in mask_paths):
         mask_data = [
-            None if m is None else read_volume(m, beam_axis=beam_axis, pixel_size=voxel).load()
+            None
+            if m is None
+            else read_volume(m, beam_axis=beam_axis, pixel_size=voxel, check_values=False).load()
             for m in mask_paths
         ]
     t0 = tilt_min if tilt_min is not None else (star_tilts[0] if star_tilts else None)
@@ -137,7 +139,7 @@ def _print_dry_run(config: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` and ``predict`` commands to ``app``."""
+    """Add the ``train`` command to ``app``."""
     from cryogen.cli import user_errors
 
     @app.command("train")
@@ -336,8 +338,11 @@ def register(app: typer.Typer) -> None:
         cfg = TrainConfig.from_sources(
             preset.value if preset else None, file, overrides, exact=parse_set_options(set_)
         )
+        from cryogen import distributed
+
         if dry_run:
-            _print_dry_run(cfg)
+            if distributed.is_main():
+                _print_dry_run(cfg)
             return
         result = train(
             cfg,
@@ -355,111 +360,12 @@ def register(app: typer.Typer) -> None:
             if k in ("loss", "data", "consistency", "adv_g", "d_loss")
         }
         terms = "  ".join(f"{k} {v:.4g}" for k, v in last.items())
-        console.print(
-            f"{cfg.method}: {result.step} steps in {result.elapsed_s / 60:.1f} min  {terms}"
-        )
-        console.print(f"wrote {result.checkpoint} and {output / 'losses.csv'}")
-        if result.interrupted:
-            console.print("interrupted: continue with --resume")
-            raise typer.Exit(130)
-
-    @app.command("predict")
-    @user_errors
-    def predict_cmd(
-        run: Annotated[
-            Path,
-            typer.Argument(
-                help="Run folder of `cryogen train` (its last.pt) or a checkpoint file.",
-                show_default=False,
-            ),
-        ],
-        input: Annotated[
-            Path, typer.Argument(help="Tomogram to correct (MRC).", show_default=False)
-        ],
-        output: Annotated[
-            Path, typer.Option("--output", "-o", help="Output MRC file.", show_default=False)
-        ],
-        tile: Annotated[
-            int | None,
-            typer.Option(
-                "--tile",
-                min=8,
-                help="Tile edge, voxels (default: the training crop size).",
-                show_default=False,
-            ),
-        ] = None,
-        overlap: Annotated[
-            int,
-            typer.Option("--overlap", min=0, help="Least overlap of neighbouring tiles, voxels."),
-        ] = 16,
-        batch_size: Annotated[
-            int, typer.Option("--batch-size", min=1, help="Tiles per forward pass.")
-        ] = 1,
-        device: Annotated[
-            str, typer.Option("--device", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps.")
-        ] = "auto",
-        tilt_min: Annotated[
-            float | None,
-            typer.Option(
-                "--tilt-min",
-                help="Tilt range of the input, degrees; the model must have been "
-                "trained for it (default: the model's).",
-                show_default=False,
-            ),
-        ] = None,
-        tilt_max: Annotated[
-            float | None,
-            typer.Option(
-                "--tilt-max", help="See --tilt-min (default: the model's).", show_default=False
-            ),
-        ] = None,
-        keep_measured: Annotated[
-            bool,
-            typer.Option(
-                "--keep-measured",
-                help="Keep the input's measured Fourier components, fill only the missing wedge.",
-            ),
-        ] = False,
-        beam_axis: Annotated[
-            str,
-            typer.Option("--beam-axis", help="Axis of the input volume along the beam: z or y."),
-        ] = "z",
-        pixel_size: Annotated[
-            float | None,
-            typer.Option(
-                "--pixel-size",
-                help="Voxel size in Å instead of the MRC header's.",
-                show_default=False,
-            ),
-        ] = None,
-        overwrite: Annotated[
-            bool, typer.Option("--overwrite", help="Replace an existing output file.")
-        ] = False,
-    ) -> None:
-        """Correct a whole tomogram with a trained generator (overlapping tiles)."""
-        from cryogen.io import check_output_path, read_volume, write_volume
-        from cryogen.predict import load_model, predict_volume
-
-        if beam_axis not in ("z", "y"):
-            raise InputError(f"--beam-axis must be 'z' or 'y', got {beam_axis!r}")
-        check_output_path(output, overwrite)
-        model = load_model(run, device, tilt_min=tilt_min, tilt_max=tilt_max)
-        vol = read_volume(input, beam_axis=beam_axis, pixel_size=pixel_size)
-        if abs(float(vol.voxel_size) - model.voxel_size) > 0.02 * model.voxel_size:
+        if distributed.is_main():  # under torchrun: one summary, from rank 0
             console.print(
-                f"[yellow]warning:[/] {input} has voxel size {vol.voxel_size:.4g} Å, "
-                f"the model was trained at {model.voxel_size:.4g} Å"
+                f"{cfg.method}: {result.step} steps in {result.elapsed_s / 60:.1f} min  {terms}"
             )
-        with console.status(f"predicting {input.name} with {model.path.name} (step {model.step})"):
-            out = predict_volume(
-                model,
-                vol.load(),
-                tile=tile,
-                overlap=overlap,
-                batch_size=batch_size,
-                keep_measured=keep_measured,
-            )
-        write_volume(output, out, voxel_size=vol.voxel_size, origin=vol.origin, overwrite=overwrite)
-        console.print(
-            f"wrote {output}  shape {tuple(out.shape)}  voxel size {float(vol.voxel_size):g} Å"
-        )
+            console.print(f"wrote {result.checkpoint} and {output / 'losses.csv'}")
+            if result.interrupted:
+                console.print("interrupted: continue with --resume")
+        if result.interrupted:
+            raise typer.Exit(130)

@@ -106,6 +106,12 @@ class TrainConfig(BaseModel):
         "separate",
         description="g'(y) from its own no-grad forward pass (paper) or reuse g(y + eps_g)",
     )
+    adv_source: Literal["generator", "consistency"] = Field(
+        "generator",
+        description="what E judges and the data term scores: T_M R g(y + eps_g) from its own "
+        "forward pass (paper), or T_M R x_hat with x_hat = R^-1 g(T_M(R t + eps_h)) the "
+        "consistency branch's estimate of the whole crop (no extra generator pass)",
+    )
     refill_every: int | None = Field(
         None,
         ge=1,

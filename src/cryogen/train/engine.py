@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cryogen import distributed
 from cryogen.device import autocast, pick_device, resolve_amp, setup_threads
 from cryogen.errors import CryogenError, InputError, OutputError
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
@@ -233,11 +234,14 @@ class _Trainer:
         masks: Sequence[np.ndarray | torch.Tensor | None] | None,
         resume: bool,
         overwrite: bool,
+        dist: distributed.DistContext | None = None,
     ) -> None:
         self.cfg = cfg = config
         self.run_dir = run_dir
         self.voxel_size = float(voxel_size)
-        self.device = pick_device(cfg.device)
+        # torchrun: this rank's place in the job (rank 0 of 1 otherwise) and its device
+        self.dist = dist or distributed.DistContext(device=pick_device(cfg.device))
+        self.device = self.dist.device
         setup_threads(cfg.threads)
         self.amp = resolve_amp(cfg.amp, self.device)
         ckpt: dict[str, Any] | None = None
@@ -257,6 +261,9 @@ class _Trainer:
 
         random.seed(cfg.seed)
         ss_data, ss_step, ss_noise = np.random.SeedSequence(cfg.seed).spawn(3)
+        rank = self.dist.rank
+        if rank > 0:  # own crops, rotations and noise per rank; same subtomograms (ss_data)
+            ss_crop, ss_step, ss_noise = distributed.rank_seed_sequence(cfg.seed, rank).spawn(3)
         norm = Normalisation.from_dict(ckpt["normalisation"]) if ckpt else None
         if norm is None and not cfg.normalise:
             norm = Normalisation(0.0, 1.0)
@@ -271,6 +278,8 @@ class _Trainer:
             seed=int(ss_data.generate_state(1)[0]),
             device=self.device,
         )
+        if rank > 0:
+            self.data.rng = np.random.default_rng(ss_crop)
         self.rng = np.random.default_rng(ss_step)
         self.noise_gen = torch.Generator().manual_seed(int(ss_noise.generate_state(1)[0]))
 
@@ -304,13 +313,18 @@ class _Trainer:
         self.last_save = 0.0
         if ckpt is not None:
             self._load_state(ckpt)
+        # DDP (torchrun): gradient all-reduce for the forward passes that need it; None alone
+        self.g_ddp = distributed.wrap_ddp(self.g, self.dist)
+        self.e_ddp = distributed.wrap_ddp(self.e, self.dist) if self.e is not None else None
         # a fresh run re-seeds the global torch RNG so that training does not depend on
         # how many random numbers the model constructors used
         if ckpt is None:
-            torch.manual_seed(cfg.seed + 2)
+            torch.manual_seed(distributed.rank_seed(cfg.seed + 2, rank))
         self.csv_path = run_dir / "losses.csv"
-        self._init_csv(resumed=ckpt is not None)
-        _write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
+        distributed.barrier(self.dist, "the run folder checks")  # before rank 0 writes there
+        if self.dist.is_main:  # only rank 0 writes files
+            self._init_csv(resumed=ckpt is not None)
+            _write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
 
     # ------------------------------------------------------------------ setup helpers
     def _prepare_run_dir(self, overwrite: bool) -> None:
@@ -325,10 +339,14 @@ class _Trainer:
                     "--overwrite to start again"
                 )
             for p in existing + [rd / "losses.png", rd / "config.json"]:
+                if not self.dist.is_main:  # under DDP the other ranks only check
+                    break
                 if p.is_dir():
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
+        if not self.dist.is_main:
+            return
         try:
             rd.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -374,6 +392,7 @@ class _Trainer:
             "crop_size": int(self.data.crop_size),
             "step": int(self.step),
             "elapsed_s": float(self.elapsed),
+            "world_size": int(self.dist.world_size),
         }
 
     def _full_state(self) -> dict[str, Any]:
@@ -409,6 +428,7 @@ class _Trainer:
         self.data.load_state_dict(ckpt["data"])
         restore_rng_state(ckpt["rng"], {"step": self.rng}, {"noise": self.noise_gen})
         self.step = int(ckpt["step"])
+        self._restore_rank_rng(ckpt)
         self.elapsed = float(ckpt["elapsed_s"])
         self.last_save = self.elapsed
         iso = ckpt.get("isonet") or {}
@@ -418,9 +438,49 @@ class _Trainer:
         self.filled = None if filled is None else filled.to(self.device)
         logger.info("resumed %s at step %d (%.1f s)", self.run_dir, self.step, self.elapsed)
 
+    def _rank_rng(self) -> dict[str, Any]:
+        return {
+            "rng": capture_rng_state({"step": self.rng}, {"noise": self.noise_gen}),
+            "crops": self.data.rng.bit_generator.state,
+        }
+
+    def _restore_rank_rng(self, ckpt: dict[str, Any]) -> None:
+        """Under DDP, rank r continues its own streams (``rank_rng[r]``); a rank the checkpoint
+        does not know (more ranks than the run had) starts fresh streams keyed by the step."""
+        rank, states = self.dist.rank, ckpt.get("rank_rng") or []
+        if rank < len(states):
+            if rank > 0:
+                st = states[rank]
+                restore_rng_state(st["rng"], {"step": self.rng}, {"noise": self.noise_gen})
+                self.data.rng.bit_generator.state = st["crops"]
+        elif rank > 0:
+            ss_crop, ss_step, ss_noise = distributed.rank_seed_sequence(
+                self.cfg.seed, rank, self.step
+            ).spawn(3)
+            self.data.rng = np.random.default_rng(ss_crop)
+            self.rng = np.random.default_rng(ss_step)
+            self.noise_gen.manual_seed(int(ss_noise.generate_state(1)[0]))
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed + 2, rank, self.step))
+        old = int(ckpt.get("world_size", 1))
+        if old != self.dist.world_size and self.dist.is_main:
+            logger.warning(
+                "resuming a run of %d rank(s) with %d: the global batch changes and the "
+                "continuation differs from an uninterrupted run",
+                old,
+                self.dist.world_size,
+            )
+
     def save(self, snapshot: bool = True) -> Path:
         self.last_save = self.elapsed
-        path = save_checkpoint(self.run_dir / LAST, self._full_state())
+        rank_rng = distributed.gather_objects(self._rank_rng(), self.dist)  # on every rank
+        if not self.dist.is_main:  # only rank 0 writes
+            if snapshot and snapshot_path(self.run_dir, self.step) not in self.snapshots:
+                self.snapshots.append(snapshot_path(self.run_dir, self.step))
+            return self.run_dir / LAST
+        state = self._full_state()
+        if self.dist.distributed:
+            state["rank_rng"] = rank_rng
+        path = save_checkpoint(self.run_dir / LAST, state)
         if snapshot:
             snap = snapshot_path(self.run_dir, self.step)
             save_checkpoint(
@@ -454,14 +514,21 @@ class _Trainer:
         return 1.0 - float(self.rng.random())  # U(0, 1]
 
     def _g(self, x: torch.Tensor) -> torch.Tensor:
+        # DDP only where a backward pass follows; g' (no grad) is the plain module
+        g = self.g_ddp if self.g_ddp is not None and torch.is_grad_enabled() else self.g
         with autocast(self.device, self.amp):
-            out = self.g(x.contiguous(memory_format=self.fmt))
+            out = g(x.contiguous(memory_format=self.fmt))
         return generator_output(out).float().contiguous()
 
     def _e(self, x: torch.Tensor, *, amp: bool = True) -> torch.Tensor:
         assert self.e is not None
+        # DDP only in E's own update (its parameters require grad); g's energy term uses E
+        # as a fixed function, whose parameter gradients are neither needed nor synchronised
+        e = self.e
+        if self.e_ddp is not None and torch.is_grad_enabled():
+            e = self.e_ddp if next(self.e.parameters()).requires_grad else self.e
         with autocast(self.device, self.amp if amp else None):
-            s = self.e(x.contiguous(memory_format=self.fmt))
+            s = e(x.contiguous(memory_format=self.fmt))
         return s.float().reshape(-1)
 
     def _tm(self, x: torch.Tensor) -> torch.Tensor:
@@ -560,35 +627,17 @@ class _Trainer:
         adv_w = cfg.adv_weight * cfg.adv_factor(p)
         row.update({"lambda": lam, "adv_weight": adv_w})
         gan_step = self.step % cfg.gan_every == 0
-        need_xg = gan_step and (cfg.data_weight > 0 or self.use_e)
+        from_cons = cfg.adv_source == "consistency"
+        need_xg = gan_step and not from_cons and (cfg.data_weight > 0 or self.use_e)
         total = torch.zeros((), device=self.device)
         xg = None
         if need_xg:
             x_in = y + cfg.sigma_g * ug * self._randn(y.shape) if cfg.sigma_g > 0 else y
             xg = self._g(x_in)  # (B, 1, C, C, C), with gradient
-        if self.use_e and gan_step:
-            assert xg is not None
-            fake = self._tm(_rot(xg, rots))
-            real = self._tm(y) if cfg.real_wedge else y
-            if cfg.sigma > 0:
-                real = real + cfg.sigma * u * self._randn(real.shape)
-            row.update(self._d_update(real, fake, ui))
-            if adv_w > 0:
-                f = fake
-                if cfg.instance_noise > 0:
-                    f = f + cfg.instance_noise * ui * self._randn(f.shape)
-                adv = _g_adv(cfg.adv_loss, self._e(_margin(f, cfg.adv_margin)))
-                total = total + adv_w * adv
-                row["adv_g"] = float(adv.detach())
-        if cfg.data_weight > 0 and gan_step:
-            assert xg is not None
-            # ||T_M g(y + eps_g) - T_M y||^2: with a crop, T_M y is its measured data (a crop
-            # of a wedged volume is not exactly T_M-invariant; comparing with y itself would
-            # penalise even the ideal generator near the crop's faces)
-            data = _margin(self._tm(xg - y), cfg.data_margin).pow(2).mean()
-            total = total + cfg.data_weight * data
-            row["data"] = float(data.detach())
-        if lam > 0:
+        if gan_step and not from_cons and xg is not None:
+            # the paper's fake T_M(R g(y + eps_g)); the data term compares T_M g(y + eps_g)
+            total = total + self._energy_and_data(xg, _rot(xg, rots), y, u, ui, adv_w, row)
+        if lam > 0 or (from_cons and gan_step):
             with torch.no_grad():
                 if refilled:
                     assert self.filled is not None
@@ -603,10 +652,15 @@ class _Trainer:
                 if cfg.sigma_h > 0:
                     inp = inp + cfg.sigma_h * uh * self._randn(inp.shape)
                 inp = self._tm(inp)
-            out = _rot(self._g(inp), rots, inverse=True)
+            out_rot = self._g(inp)  # estimate of R t, in the rotated frame
+            out = _rot(out_rot, rots, inverse=True)
             cons = F.mse_loss(out, target)
             total = total + lam * cons
             row["consistency"] = float(cons.detach())
+            if from_cons and gan_step:
+                # the estimate x_hat = R^-1 g(T_M(R t + eps_h)) of the whole crop stands in
+                # for g(y): fake = T_M(R x_hat) = T_M(out_rot), no extra generator pass
+                total = total + self._energy_and_data(out, out_rot, y, u, ui, adv_w, row)
         if total.requires_grad:
             self._check_finite(total)
             self._backward_step(
@@ -614,6 +668,45 @@ class _Trainer:
             )
         row["loss"] = float(total.detach())
         return row
+
+    def _energy_and_data(
+        self,
+        est: torch.Tensor,
+        est_rot: torch.Tensor,
+        y: torch.Tensor,
+        u: float,
+        ui: float,
+        adv_w: float,
+        row: dict[str, float],
+    ) -> torch.Tensor:
+        """Update E on (real, fake) and return g's weighted energy and data terms.
+
+        ``est`` is the generator's estimate of the whole crop ``y`` (with gradient) and
+        ``est_rot`` the same rotated by the step's R; the fake is ``T_M(est_rot)``.
+        """
+        cfg = self.cfg
+        total = torch.zeros((), device=self.device)
+        if self.use_e:
+            fake = self._tm(est_rot)
+            real = self._tm(y) if cfg.real_wedge else y
+            if cfg.sigma > 0:
+                real = real + cfg.sigma * u * self._randn(real.shape)
+            row.update(self._d_update(real, fake, ui))
+            if adv_w > 0:
+                f = fake
+                if cfg.instance_noise > 0:
+                    f = f + cfg.instance_noise * ui * self._randn(f.shape)
+                adv = _g_adv(cfg.adv_loss, self._e(_margin(f, cfg.adv_margin)))
+                total = total + adv_w * adv
+                row["adv_g"] = float(adv.detach())
+        if cfg.data_weight > 0:
+            # ||T_M est - T_M y||^2: with a crop, T_M y is its measured data (a crop of a
+            # wedged volume is not exactly T_M-invariant; comparing with y itself would
+            # penalise even the ideal generator near the crop's faces)
+            data = _margin(self._tm(est - y), cfg.data_margin).pow(2).mean()
+            total = total + cfg.data_weight * data
+            row["data"] = float(data.detach())
+        return total
 
     # ------------------------------------------------------------------ IsoNet step
     @torch.no_grad()
@@ -685,9 +778,10 @@ class _Trainer:
             self.e.requires_grad_(False)
         last_row: dict[str, float] = {}
         interrupted = False
-        bar = _ProgressBar(cfg, enabled=progress)
+        bar = _ProgressBar(cfg, enabled=progress and self.dist.is_main)
         handler_installed = False
         old_handler: Any = None
+        old_term: Any = None
         if threading.current_thread() is threading.main_thread():
 
             def _on_sigint(signum: int, frame: Any) -> None:
@@ -701,7 +795,9 @@ class _Trainer:
 
             old_handler = signal.signal(signal.SIGINT, _on_sigint)
             handler_installed = True
-        csv_fh = self.csv_path.open("a", newline="")
+            if self.dist.distributed:  # torchrun and Slurm stop workers with SIGTERM
+                old_term = signal.signal(signal.SIGTERM, _on_sigint)
+        csv_fh = (self.csv_path if self.dist.is_main else Path(os.devnull)).open("a", newline="")
         writer = csv.writer(csv_fh)
         try:
             bar.start(self.step, self.elapsed)
@@ -714,25 +810,41 @@ class _Trainer:
                 now = time.perf_counter()
                 self.elapsed += now - t_prev
                 t_prev = now
+                stop = False
+                if self.dist.distributed:
+                    # one all-reduce: rank 0's clock (the budget ends on the same step
+                    # everywhere), anybody's stop request, the losses' means over the ranks
+                    self.elapsed, stop, mean = distributed.step_sync(
+                        self.elapsed,
+                        self.stop_requested,
+                        {c: row.get(c, math.nan) for c in LOSS_COLUMNS[4:]},
+                        self.dist,
+                    )
+                    row = {**row, **{k: v for k, v in mean.items() if not math.isnan(v)}}
                 row = {"step": self.step, "elapsed_s": self.elapsed, "progress": p, "lr": lr, **row}
                 last_row = row
                 if self.step % cfg.log_every == 0 or self.done():
                     writer.writerow([_fmt(row.get(c, math.nan)) for c in LOSS_COLUMNS])
                     csv_fh.flush()
                 bar.update(self.step, self.elapsed, row)
-                stop = False
                 if callback is not None:
-                    stop = bool(
-                        callback(
-                            {
-                                "step": self.step,
-                                "elapsed_s": self.elapsed,
-                                "progress": p,
-                                "losses": row,
-                                "generator": self.g,
-                                "normalisation": self.data.normalisation,
-                            }
+                    stop = (
+                        distributed.any_flag(
+                            bool(
+                                callback(
+                                    {
+                                        "step": self.step,
+                                        "elapsed_s": self.elapsed,
+                                        "progress": p,
+                                        "losses": row,
+                                        "generator": self.g,
+                                        "normalisation": self.data.normalisation,
+                                    }
+                                )
+                            ),
+                            self.dist,
                         )
+                        or stop
                     )
                 due = self.step % cfg.checkpoint_every == 0 or (
                     cfg.checkpoint_minutes is not None
@@ -741,7 +853,8 @@ class _Trainer:
                 if due and not self.done():
                     self.save()
                     t_prev = time.perf_counter()  # checkpoint writing is not training time
-                if self.stop_requested or stop:
+                # under DDP only the agreed flag counts (a signal after the sync: next step)
+                if stop or (self.stop_requested and not self.dist.distributed):
                     interrupted = True
                     break
         finally:
@@ -749,12 +862,17 @@ class _Trainer:
             bar.stop()
             if handler_installed:
                 signal.signal(signal.SIGINT, old_handler)
+                if old_term is not None:
+                    signal.signal(signal.SIGTERM, old_term)
         path = self.save()
         if interrupted:
             logger.warning(
                 "stopped at step %d; checkpoint %s (continue with --resume)", self.step, path
             )
-        _plot_losses(self.csv_path, self.run_dir / "losses.png")
+        if self.dist.is_main:
+            _plot_losses(self.csv_path, self.run_dir / "losses.png")
+        if not distributed.replicas_equal(self.g, self.dist):
+            logger.error("rank %d: the generator's replicas differ between ranks", self.dist.rank)
         self.g.eval()
         return TrainResult(
             run_dir=self.run_dir,
@@ -928,9 +1046,28 @@ def train(
     ------
     InputError, OutputError
         Unusable inputs or run folder.
+    cryogen.distributed.DistributedError
+        Under ``torchrun``: another rank failed or stopped answering.
+
+    Notes
+    -----
+    Launched by ``torchrun`` (``RANK``/``WORLD_SIZE`` set, more than one process), every rank
+    calls this with the same arguments: ``g`` and ``E`` train with DistributedDataParallel
+    (global batch ``world_size * batch_size``, each rank its own crops, rotations and noise),
+    rank 0's clock decides a time budget, and only rank 0 writes the run folder; see
+    :mod:`cryogen.distributed`.
     """
     rd = Path(run_dir)
-    trainer = _Trainer(
-        config, volumes, rd, voxel_size=voxel_size, masks=masks, resume=resume, overwrite=overwrite
-    )
-    return trainer.run(progress, callback)
+    # under torchrun: join the job (DDP over the ranks, only rank 0 writes); else a no-op
+    with distributed.session(config.device) as ctx:
+        trainer = _Trainer(
+            config,
+            volumes,
+            rd,
+            voxel_size=voxel_size,
+            masks=masks,
+            resume=resume,
+            overwrite=overwrite,
+            dist=ctx,
+        )
+        return trainer.run(progress, callback)
