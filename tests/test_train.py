@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cryogen.errors import InputError, OutputError
+from cryogen.errors import CryogenError, InputError, OutputError
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
 from cryogen.train import TrainConfig, train
 from cryogen.train.checkpoint import load_checkpoint
@@ -193,6 +193,7 @@ def test_dataset_normalises_and_crops(volume):
             },
         ),
         ("cryogen", "bce", {"refill_every": 2, "data_margin": 2, "deep_supervision": True}),
+        ("cryogen", "bce", {"adv_source": "generator", "gan_every": 2}),
         ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0}),
     ],
 )
@@ -210,6 +211,48 @@ def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, ext
         assert {r["round"] for r in rows} == {"0", "1"}  # a refill happened
     assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == method
+
+
+def _poison_gradients(monkeypatch, bad_calls):
+    """Make the generator's first parameter get a NaN gradient on the listed backward calls."""
+    from cryogen.train import engine
+
+    build = engine.build_generator
+    calls = {"n": 0}
+
+    def poisoned(config):
+        g = build(config)
+
+        def hook(grad):
+            calls["n"] += 1
+            return grad * float("nan") if bad_calls(calls["n"]) else grad
+
+        next(g.parameters()).register_hook(hook)
+        return g
+
+    monkeypatch.setattr(engine, "build_generator", poisoned)
+    return calls
+
+
+def test_non_finite_gradient_skips_the_update(tmp_path, volume, monkeypatch, caplog):
+    _poison_gradients(monkeypatch, lambda n: n == 2)
+    cfg = tiny_config(method="isonet", steps=4)
+    with caplog.at_level("WARNING", logger="cryogen.train.engine"):
+        res = train(cfg, [volume], tmp_path / "run", progress=False)
+    assert res.step == 4 and not res.interrupted
+    assert "step 2: non-finite gradient, update skipped" in caplog.text
+    for v in weights(tmp_path / "run" / "last.pt").values():
+        assert torch.isfinite(v).all()
+
+
+def test_persistent_non_finite_gradients_stop_training(tmp_path, volume, monkeypatch):
+    from cryogen.train.engine import MAX_SKIPPED_IN_A_ROW
+
+    _poison_gradients(monkeypatch, lambda n: n >= 3)
+    cfg = tiny_config(method="isonet", steps=MAX_SKIPPED_IN_A_ROW + 10)
+    with pytest.raises(CryogenError, match="non-finite gradients in 21 steps in a row"):
+        train(cfg, [volume], tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "last.pt").exists()
 
 
 @pytest.mark.parametrize("method", ["cryogen", "isonet"])
