@@ -1,0 +1,265 @@
+"""The ``cryogen benchmark`` and ``cryogen demo`` commands (registered by ``cryogen.cli``).
+
+Both are thin: they check the options, call :func:`cryogen.benchmark.run_benchmark` or
+:func:`cryogen.benchmark.run_demo`, and print progress lines and the score table.  User errors
+are ``CryogenError`` subclasses, which ``cryogen.cli`` prints as one line.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["register"]
+
+console = Console()
+
+
+def _cell(key: str, value: Any) -> str:
+    from cryogen.benchmark import TABLE_METRICS
+
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return TABLE_METRICS[key][1].format(value) if key in TABLE_METRICS else str(value)
+
+
+def _say(msg: str) -> None:
+    console.print(f"[dim]>[/] {msg}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``benchmark`` and ``demo`` commands to ``app``."""
+    from cryogen.cli import user_errors
+
+    @app.command("benchmark")
+    @user_errors
+    def benchmark_cmd(
+        case: Annotated[
+            str,
+            typer.Argument(
+                help="Benchmark case: sphere, prism, ribosome or crowded.", show_default=False
+            ),
+        ],
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Output folder (created): results.json, results.md, figures, volumes/, runs/.",
+                show_default=False,
+            ),
+        ],
+        minutes: Annotated[
+            float,
+            typer.Option(
+                "--minutes", min=0.01, help="Training budget per method, minutes of wall clock."
+            ),
+        ] = 15.0,
+        snr: Annotated[
+            float | None,
+            typer.Option(
+                "--snr",
+                min=1e-6,
+                help="Add Gaussian noise at this SNR (signal variance / noise variance) "
+                "(default: no noise).",
+                show_default=False,
+            ),
+        ] = None,
+        tilt_min: Annotated[
+            float, typer.Option("--tilt-min", help="Lowest tilt angle, degrees.")
+        ] = -60.0,
+        tilt_max: Annotated[
+            float, typer.Option("--tilt-max", help="Highest tilt angle, degrees.")
+        ] = 60.0,
+        wedge: Annotated[
+            str,
+            typer.Option(
+                "--wedge",
+                help="How the wedge is made: fourier (the mask T_M, the paper's protocol) or "
+                "tilt-series (simulate a tilt series, weighted back-projection).",
+            ),
+        ] = "fourier",
+        tilt_step: Annotated[
+            float,
+            typer.Option(
+                "--tilt-step", min=0.1, help="Tilt increment with --wedge tilt-series, degrees."
+            ),
+        ] = 3.0,
+        seed: Annotated[
+            int, typer.Option("--seed", min=0, help="Random seed (phantoms, noise, training).")
+        ] = 0,
+        device: Annotated[
+            str,
+            typer.Option("--device", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps."),
+        ] = "auto",
+        size: Annotated[
+            int | None,
+            typer.Option(
+                "--size",
+                min=16,
+                help="Volume edge, voxels (default: sphere 140, prism 96, ribosome 64, "
+                "crowded 128).",
+                show_default=False,
+            ),
+        ] = None,
+        preset: Annotated[
+            str,
+            typer.Option(
+                "--preset", help="Training preset: cpu (small networks) or paper (for GPUs)."
+            ),
+        ] = "cpu",
+        steps: Annotated[
+            int | None,
+            typer.Option(
+                "--steps",
+                min=1,
+                hidden=True,
+                help="Step budget per method instead of --minutes (tests).",
+            ),
+        ] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                help="Override a training config field for both methods, KEY=VALUE (JSON "
+                "value), repeatable, e.g. --set crop_size=96.",
+                show_default=False,
+            ),
+        ] = None,
+        curve_points: Annotated[
+            int,
+            typer.Option(
+                "--curve-points",
+                min=1,
+                hidden=True,
+                help="Checkpoints per method for the PSNR-time curve.",
+            ),
+        ] = 10,
+        overwrite: Annotated[
+            bool,
+            typer.Option("--overwrite", help="Run again in a folder that holds results."),
+        ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    ) -> None:
+        """Train the IsoNet-style baseline and CryoGEN on a phantom with the same budget, seed
+        and data, and score both against the truth (the paper's Table 1)."""
+        from cryogen.benchmark import METHOD_LABELS, TABLE_METRICS, BenchmarkSettings
+        from cryogen.benchmark import run_benchmark as run
+        from cryogen.cli_train import parse_set_options
+
+        settings = BenchmarkSettings(
+            case=case,
+            minutes=minutes,
+            steps=steps,
+            snr=snr,
+            tilt_min=tilt_min,
+            tilt_max=tilt_max,
+            wedge=wedge,
+            tilt_step=tilt_step,
+            seed=seed,
+            device=device,
+            size=size,
+            preset=preset,
+            overrides=parse_set_options(set_),
+            curve_points=curve_points,
+        )
+        results = run(
+            settings,
+            output,
+            overwrite=overwrite,
+            progress=not quiet and console.is_terminal,
+            say=_say,
+            command=shlex.join(["cryogen", *sys.argv[1:]]),
+        )
+        table = Table(
+            title=f"{case}: mean over {results['n_volumes']} volume(s)",
+            caption="scores after a least-squares scale fit a*pred+b",
+        )
+        table.add_column("", no_wrap=True)
+        keys = [k for k in TABLE_METRICS if k != "mse"]
+        for k in keys:
+            table.add_column(TABLE_METRICS[k][0], justify="right")
+        for row in ("corrupted", "isonet", "cryogen"):
+            sc = results["scores"][row]
+            table.add_row(METHOD_LABELS[row], *(_cell(k, sc.get(k)) for k in keys))
+        console.print(table)
+        console.print(f"wrote {output / 'results.json'}, results.md, figures and volumes/")
+
+    @app.command("demo")
+    @user_errors
+    def demo_cmd(
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Output folder (created): figure.png, scores.json, volumes, run/.",
+            ),
+        ] = Path("demo_out"),
+        minutes: Annotated[
+            float,
+            typer.Option("--minutes", min=0.01, help="Training budget, minutes of wall clock."),
+        ] = 3.0,
+        size: Annotated[
+            int, typer.Option("--size", min=16, help="Edge of the sphere volume, voxels.")
+        ] = 64,
+        steps: Annotated[
+            int | None,
+            typer.Option(
+                "--steps", min=1, hidden=True, help="Step budget instead of --minutes (tests)."
+            ),
+        ] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                hidden=True,
+                help="Override a training config field, KEY=VALUE (JSON value), repeatable.",
+                show_default=False,
+            ),
+        ] = None,
+        overwrite: Annotated[
+            bool,
+            typer.Option("--overwrite", help="Run again in a folder that holds a demo."),
+        ] = False,
+    ) -> None:
+        """The shortest benchmark: a hollow sphere, a +-60 deg missing wedge, CryoGEN trained
+        for a few minutes on the CPU; prints the scores and writes a figure."""
+        from cryogen.benchmark import DEMO_METRICS, TABLE_METRICS
+        from cryogen.benchmark import run_demo as run
+        from cryogen.cli_train import parse_set_options
+
+        res = run(
+            output,
+            minutes=minutes,
+            size=size,
+            steps=steps,
+            overrides=parse_set_options(set_),
+            overwrite=overwrite,
+            progress=console.is_terminal,
+            say=_say,
+        )
+        table = Table(
+            title=f"sphere {size}^3, +-60 deg wedge; CryoGEN {res['training']['steps']} steps "
+            f"({res['training']['minutes']:.1f} min)",
+            caption="scores after a least-squares scale fit a*pred+b",
+        )
+        table.add_column("metric")
+        table.add_column("corrupted", justify="right")
+        table.add_column("corrected", justify="right")
+        for k in DEMO_METRICS:
+            table.add_row(
+                TABLE_METRICS[k][0], _cell(k, res["corrupted"][k]), _cell(k, res["corrected"][k])
+            )
+        console.print(table)
+        console.print(
+            f"wrote {output / 'figure.png'} and {output / 'scores.json'} "
+            f"({res['total_minutes']:.1f} min in all)"
+        )
