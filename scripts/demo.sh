@@ -8,4 +8,4 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 pip install -q --disable-pip-version-check torch==2.13.0
 pip install -q --disable-pip-version-check -e '.[data]'
-cryogen demo "$@"
+cryogen demo --overwrite "$@"   # demo_out/ is rewritten on every run

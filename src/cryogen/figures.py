@@ -133,7 +133,10 @@ def ortho_and_fourier_figure(
         if voxel_size:
             text = (text + "  " if text else "") + f"voxel size {voxel_size:g} Å"
         fig.suptitle(text, fontsize=11)
-    fig.tight_layout()
+        # keep ~0.4 inch above the column titles for the suptitle
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / (3.0 * len(rows))))
+    else:
+        fig.tight_layout()
     out = Path(out_png)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
