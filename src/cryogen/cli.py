@@ -57,9 +57,10 @@ def _root(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from cryogen.distributed import silence_other_ranks
+    if "RANK" in os.environ:  # under torchrun, log messages come once, from rank 0
+        from cryogen.distributed import silence_other_ranks
 
-    silence_other_ranks()  # under torchrun, log messages come once, from rank 0
+        silence_other_ranks()
 
 
 # ---------------------------------------------------------------- shared options
