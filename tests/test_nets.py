@@ -328,3 +328,60 @@ def test_bf16_autocast_backward_runs():
         loss = ((g(x) - x) ** 2).mean()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
+
+
+# ------------------------------------------------------------------------ plain U-Net
+def _plain_unet_param_count(features: tuple[int, ...]) -> int:
+    """Parameters of the plain U-Net (``nested=False``), counted from its definition."""
+
+    def block(c_in: int, c_out: int) -> int:  # two 3^3 convolutions with bias
+        return 27 * c_in * c_out + c_out + 27 * c_out * c_out + c_out
+
+    n = sum(block(1 if i == 0 else features[i - 1], f) for i, f in enumerate(features))
+    for i in range(len(features) - 1):  # decoder level i: deconv 2^3, then a block on 2 f_i
+        n += 8 * features[i + 1] * features[i] + features[i]
+        n += block(2 * features[i], features[i])
+    return n + features[0] + 1  # 1x1x1 head
+
+
+@pytest.mark.parametrize("features", [(4, 8), (4, 8, 16), (16, 32, 64, 128)])
+def test_plain_unet_has_only_the_diagonal_decoder_nodes(features):
+    net = UNetPlusPlus(features=features, norm=None, nested=False)
+    depth = len(features)
+    decoder = {k for k in net.nodes if not k.endswith("_0")}
+    assert decoder == {f"x{i}_{depth - 1 - i}" for i in range(depth - 1)}
+    assert count_parameters(net) == _plain_unet_param_count(features)
+    nested = UNetPlusPlus(features=features, norm=None)
+    assert depth == 2 or count_parameters(nested) > count_parameters(net)
+    if features == (16, 32, 64, 128):  # the "1.4 M-parameter U-Net" of issue 3, counted by hand:
+        # encoder 878,736 + deconvs 86,128 + decoder blocks 435,680 + head 17
+        assert count_parameters(net) == 1_400_561
+
+
+def test_plain_unet_forward_is_the_u_net_wiring():
+    """Recompute the forward pass by hand from the modules: X^{i,0} down the encoder,
+    then up the decoder with the encoder node of the same level as the only skip."""
+    torch.manual_seed(0)
+    net = UNetPlusPlus(features=SMALL, norm=None, nested=False)
+    _perturb_heads(net)
+    x = torch.randn(2, 1, 16, 12, 8)
+    enc = [net.nodes["x0_0"](x)]
+    for i in (1, 2):
+        enc.append(net.nodes[f"x{i}_0"](torch.nn.functional.max_pool3d(enc[-1], 2)))
+    d1 = net.nodes["x1_1"](torch.cat([enc[1], net.ups["up1_1"](enc[2])], 1))
+    d0 = net.nodes["x0_2"](torch.cat([enc[0], net.ups["up0_2"](d1)], 1))
+    expected = x + net.heads["head2"](d0)
+    assert torch.allclose(net(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 9, 10, 11), (2, 1, 16, 16, 16)])
+def test_plain_unet_untrained_is_identity_and_trains_every_parameter(shape):
+    torch.manual_seed(0)
+    net = UNetPlusPlus(features=SMALL, norm="instance", nested=False, upsample="trilinear")
+    x = torch.randn(shape)
+    assert torch.equal(net(x), x)
+    _perturb_heads(net)
+    ((net(x) - 2 * x) ** 2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    with pytest.raises(ValueError, match="deep_supervision needs nested=True"):
+        UNetPlusPlus(features=SMALL, nested=False, deep_supervision=True)

@@ -96,6 +96,17 @@ def test_load_model_reads_what_was_trained(run_dir):
         assert torch.equal(v, model.generator.state_dict()[k])
 
 
+def test_plain_unet_run_trains_and_predicts(tmp_path, volume):
+    """``arch="unet"`` is stored in the run's config, so prediction rebuilds a plain U-Net."""
+    cfg = TrainConfig.from_sources("cpu", overrides={**TINY, "steps": 2, "arch": "unet"})
+    train(cfg, [volume], tmp_path / "run", progress=False)
+    model = load_model(tmp_path / "run", "cpu")
+    assert model.config.arch == "unet" and model.generator.nested is False
+    assert set(model.generator.nodes) == {"x0_0", "x1_0", "x0_1"}
+    out = predict_volume(model, volume, overlap=4)
+    assert out.shape == volume.shape and np.isfinite(out).all()
+
+
 def test_load_model_refuses_what_does_not_fit(tmp_path, run_dir, volume):
     with pytest.raises(InputError, match=r"trained for tilt range \[-60, 60\].*\[-50, 60\]"):
         load_model(run_dir, "cpu", tilt_min=-50)

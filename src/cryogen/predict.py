@@ -128,8 +128,9 @@ def load_model(
     method
         When given, the checkpoint must have been trained with this method.
     amp
-        Autocast mode for inference (``"auto"``, ``"off"``, ``"bf16"``, ``"fp16"``); default:
-        the training config's.
+        Autocast mode for inference (``"auto"``, ``"off"``, ``"bf16"``, ``"fp16"``); default
+        ``"auto"`` for *this* machine, not the training run's (a checkpoint trained in bf16
+        on an AVX-512 CPU or a GPU may be used on a CPU where bf16 is slow).
 
     Raises
     ------
@@ -169,7 +170,7 @@ def load_model(
         raise InputError(f"{ckpt_path}: weights do not fit the generator ({first})") from None
     fmt = torch.channels_last_3d if config.channels_last else torch.contiguous_format
     gen.to(dev, memory_format=fmt).eval()
-    amp_dtype = resolve_amp(amp or config.amp, dev)
+    amp_dtype = resolve_amp(amp or "auto", dev)
     return LoadedModel(
         generator=gen,
         config=config,

@@ -186,6 +186,11 @@ class UNetPlusPlus(nn.Module):
     upsample
         ``"deconv"`` (transposed convolution) or ``"trilinear"`` (interpolation; bilinear
         in 2D; ``"bilinear"``/``"linear"`` are accepted as synonyms).
+    nested
+        ``True`` (default): the U-Net++ grid above.  ``False``: the plain U-Net of
+        Ronneberger et al. (2015) with the same encoder, blocks and head -- only the decoder
+        nodes ``X^{i,depth-1-i}``, each fed ``cat[X^{i,0}, up(X^{i+1,depth-2-i})]``.  No deep
+        supervision then (there is one head).
 
     Shapes
     ------
@@ -208,6 +213,7 @@ class UNetPlusPlus(nn.Module):
         deep_supervision: bool = False,
         residual: bool = True,
         upsample: str = "deconv",
+        nested: bool = True,
     ) -> None:
         super().__init__()
         conv_cls, deconv_cls, pool_cls = conv_classes(spatial_dims)
@@ -223,6 +229,8 @@ class UNetPlusPlus(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if deep_supervision and not nested:
+            raise ValueError("deep_supervision needs nested=True (a plain U-Net has one head)")
         mode = upsample.lower()
         if mode in ("trilinear", "bilinear", "linear"):
             mode = "linear"
@@ -238,6 +246,7 @@ class UNetPlusPlus(nn.Module):
         self.features = features
         self.depth = len(features)
         self.deep_supervision = deep_supervision
+        self.nested = bool(nested)
         self.residual = residual
         self.upsample = "deconv" if mode == "deconv" else "trilinear"
         self._interp = "trilinear" if spatial_dims == 3 else "bilinear"
@@ -250,7 +259,7 @@ class UNetPlusPlus(nn.Module):
             c_in = in_channels if i == 0 else features[i - 1]
             self.nodes[f"x{i}_0"] = _ConvBlock(spatial_dims, c_in, features[i], norm, act, dropout)
         for j in range(1, depth):
-            for i in range(depth - j):
+            for i in self._column(j):
                 if mode == "deconv":
                     self.ups[f"up{i}_{j}"] = deconv_cls(
                         features[i + 1], features[i], kernel_size=2, stride=2
@@ -258,7 +267,7 @@ class UNetPlusPlus(nn.Module):
                     c_up = features[i]
                 else:
                     c_up = features[i + 1]
-                c_in = j * features[i] + c_up
+                c_in = (j if self.nested else 1) * features[i] + c_up
                 self.nodes[f"x{i}_{j}"] = _ConvBlock(
                     spatial_dims, c_in, features[i], norm, act, dropout
                 )
@@ -276,6 +285,12 @@ class UNetPlusPlus(nn.Module):
     def multiple(self) -> int:
         """Spatial sizes are padded internally to a multiple of this (``2 ** (depth-1)``)."""
         return 2 ** (self.depth - 1)
+
+    def _column(self, j: int) -> range:
+        """Levels ``i`` of the decoder nodes ``X^{i,j}`` in column ``j >= 1``."""
+        if self.nested:
+            return range(self.depth - j)
+        return range(self.depth - 1 - j, self.depth - j)  # the one node on the diagonal
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, list[slice]]:
         m = self.multiple
@@ -311,16 +326,18 @@ class UNetPlusPlus(nn.Module):
         for i in range(1, depth):
             grid[i].append(self.nodes[f"x{i}_0"](self.pool(grid[i - 1][0])))
         # column by column: X^{i,j} needs X^{i,0..j-1} and X^{i+1,j-1}
+        # plain U-Net: grid[i] = [X^{i,0}, X^{i,depth-1-i}], the skip is X^{i,0} alone
         for j in range(1, depth):
-            for i in range(depth - j):
-                up = self._up(i, j, grid[i + 1][j - 1])
-                cat = torch.cat([*grid[i][:j], up.to(grid[i][0].dtype)], dim=1)
+            for i in self._column(j):
+                up = self._up(i, j, grid[i + 1][-1])
+                skips = grid[i][:j] if self.nested else grid[i][:1]
+                cat = torch.cat([*skips, up.to(grid[i][0].dtype)], dim=1)
                 grid[i].append(self.nodes[f"x{i}_{j}"](cat))
         if self.deep_supervision and self.training:
             outs = [self.heads[f"head{j}"](grid[0][j]) for j in range(1, depth)]
             y = torch.stack(outs).mean(0)
         else:
-            y = self.heads[f"head{depth - 1}"](grid[0][depth - 1])
+            y = self.heads[f"head{depth - 1}"](grid[0][-1])
         idx = (slice(None), slice(None), *crop)
         y = y[idx]
         if self.residual:

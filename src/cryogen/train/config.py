@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     tilt_max: float = Field(60.0, ge=-90.0, le=90.0, description="highest tilt angle, degrees")
 
     # ------------------------------------------------------------------ generator g
+    arch: Literal["unetpp", "unet"] = Field(
+        "unetpp", description="generator: U-Net++ (paper) or a plain U-Net (same blocks)"
+    )
     features: tuple[int, ...] = Field(
         (8, 16, 32, 64, 128), min_length=2, max_length=6, description="U-Net++ widths per level"
     )
@@ -167,7 +170,10 @@ class TrainConfig(BaseModel):
     minutes: float | None = Field(15.0, gt=0.0, description="wall-clock budget, minutes")
     seed: int = Field(0, ge=0, description="random seed")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field("bf16", description="mixed precision")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto",
+        description="mixed precision; auto: bf16 on CUDA and on AVX-512 CPUs, else float32",
+    )
     threads: int | None = Field(1, ge=1, le=1024, description="CPU threads (None: torch default)")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
     checkpoint_minutes: float | None = Field(

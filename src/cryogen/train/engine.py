@@ -124,7 +124,7 @@ def _norm_arg(name: str) -> str | None:
 
 
 def build_generator(config: TrainConfig) -> nn.Module:
-    """The U-Net++ generator ``g`` of ``config`` (residual, zero-initialised head)."""
+    """The generator ``g`` of ``config``: U-Net++ or plain U-Net, residual, zero-init head."""
     from cryogen.nets.unetpp import UNetPlusPlus
 
     return UNetPlusPlus(
@@ -138,6 +138,7 @@ def build_generator(config: TrainConfig) -> nn.Module:
         deep_supervision=config.deep_supervision,
         residual=True,
         upsample=config.upsample,
+        nested=config.arch == "unetpp",
     )
 
 
