@@ -91,19 +91,22 @@ class ScriptedRNG:
 
 
 def schedule(steps: int, batch: int) -> np.ndarray:
-    """``(steps, batch, 5)`` draws: subtomogram, crop z, y, x, rotation (any large ints)."""
-    return np.random.default_rng(SCHEDULE_SEED).integers(0, 2**30, size=(steps, batch, 5))
+    """``(steps, batch, 6)`` draws: subtomogram, crop z, y, x, rotation R, and the second
+    rotation R2 under which E judges the estimate (``adv_rotate``) (any large ints)."""
+    return np.random.default_rng(SCHEDULE_SEED).integers(0, 2**30, size=(steps, batch, 6))
 
 
 def scripted_streams(sched: np.ndarray) -> tuple[ScriptedRNG, ScriptedRNG]:
     """Crop and step streams that make ``SubtomoDataset.draw`` and the rotations follow
-    ``sched`` ``(steps, b, 5)``: per step ``b`` indices, then ``3 b`` offsets; ``b`` rotations."""
+    ``sched`` ``(steps, b, 6)``: per step ``b`` indices, then ``3 b`` offsets; ``b`` rotations,
+    then ``b`` second rotations."""
     data, step = [], []
     for per_step in sched:
         data += [int(e[0]) for e in per_step]
         for e in per_step:
             data += [int(e[1]), int(e[2]), int(e[3])]
         step += [int(e[4]) for e in per_step]
+        step += [int(e[5]) for e in per_step]
     return ScriptedRNG(data), ScriptedRNG(step)
 
 

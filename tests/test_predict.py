@@ -149,7 +149,10 @@ def app():
 
 
 @needs_io
-def test_cli_dry_run_prints_parameter_counts(tmp_path, app, volume):
+@pytest.mark.parametrize("arch, label", [("unetpp", "U-Net++"), ("unet", "U-Net")])
+def test_cli_dry_run_prints_parameter_counts(tmp_path, app, volume, arch, label):
+    from cryogen.nets import count_parameters
+
     write_mrc(tmp_path / "t.mrc", volume, 3.0)
     res = CliRunner().invoke(
         app,
@@ -160,11 +163,15 @@ def test_cli_dry_run_prints_parameter_counts(tmp_path, app, volume):
             str(tmp_path / "r"),
             "--dry-run",
             "--set",
-            "features=[4,8]",
+            "features=[4,8,16]",
+            "--set",
+            f'arch="{arch}"',
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "generator g (U-Net++)" in res.output and "energy model E" in res.output
+    n = count_parameters(build_generator(TrainConfig(features=(4, 8, 16), arch=arch)))
+    assert f"generator g ({label})" in res.output and f"{n:,}" in res.output
+    assert "energy model E" in res.output
     assert '"features": [' in res.output and not (tmp_path / "r" / "last.pt").exists()
 
 

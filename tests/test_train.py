@@ -113,6 +113,8 @@ def test_config_layers_preset_file_overrides(tmp_path):
         {"nonsense": 1},
         {"adv_loss": "mse"},
         {"features": (4,)},
+        {"arch": "unet", "deep_supervision": True},
+        {"arch": "resnet"},
     ],
 )
 def test_config_rejects_bad_values(bad):
@@ -194,7 +196,11 @@ def test_dataset_normalises_and_crops(volume):
                 "refill_every": 2,
             },
         ),
-        ("cryogen", "bce", {"refill_every": 2, "data_margin": 2, "deep_supervision": True}),
+        (
+            "cryogen",
+            "bce",
+            {"refill_every": 2, "data_margin": 2, "deep_supervision": True, "arch": "unetpp"},
+        ),
         ("cryogen", "bce", {"adv_source": "generator", "gan_every": 2}),
         ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0}),
     ],
@@ -213,6 +219,47 @@ def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, ext
         assert {r["round"] for r in rows} == {"0", "1"}  # a refill happened
     assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == method
+
+
+@pytest.mark.parametrize("adv_rotate", [True, False])
+def test_energy_model_sees_the_generators_fill(tmp_path, volume, monkeypatch, adv_rotate):
+    """With adv_source="consistency", E judges T_M(R2 out_rot): the gradient it sends back
+    reaches the part of g's output in its own missing wedge (the fill), which T_M(out_rot)
+    alone never does."""
+    from cryogen.train import engine
+
+    calls, fakes = [], []
+    real_rot, real_d_update = engine._rot, engine._Trainer._d_update
+
+    def rot(x, rots, inverse=False):
+        out = real_rot(x, rots, inverse)
+        calls.append({"x": x, "rots": list(rots), "inverse": inverse, "out": out})
+        return out
+
+    def d_update(self, real, fake, ui):
+        fakes.append(fake)
+        return real_d_update(self, real, fake, ui)
+
+    monkeypatch.setattr(engine, "_rot", rot)
+    monkeypatch.setattr(engine._Trainer, "_d_update", d_update)
+    cfg = tiny_config(steps=1, adv_source="consistency", adv_rotate=adv_rotate)
+    train(cfg, [volume], tmp_path / "run", progress=False)
+    assert len(calls) == (3 if adv_rotate else 2) and calls[1]["inverse"]
+    out_rot = calls[1]["x"]  # g's output in the rotated frame (the 2nd call rotates it back)
+    mask = missing_wedge_mask(tuple(out_rot.shape[2:]), -60, 60)
+    if adv_rotate:
+        assert calls[2]["x"] is out_rot and calls[2]["rots"][0] in WEDGE_ROTATIONS
+
+    def view(x):  # what E is shown of out_rot
+        return wedge_operator(real_rot(x, calls[2]["rots"]) if adv_rotate else x, mask)
+
+    assert torch.allclose(fakes[0], view(out_rot).detach())
+    # the gradient of any score of the fake w.r.t. out_rot, in out_rot's own missing wedge
+    x = out_rot.detach().clone().requires_grad_(True)
+    (view(x) * torch.randn_like(x)).sum().backward()
+    power = torch.fft.rfftn(x.grad, dim=(-3, -2, -1)).abs().pow(2)  # the mask's layout
+    in_wedge = power[..., mask == 0].sum() / power.sum()
+    assert in_wedge > 0.05 if adv_rotate else in_wedge < 1e-10
 
 
 def _poison_gradients(monkeypatch, bad_calls):

@@ -130,7 +130,8 @@ def _print_dry_run(config: Any) -> None:
     table = Table(title="networks")
     table.add_column("network")
     table.add_column("parameters", justify="right")
-    table.add_row("generator g (U-Net++)", f"{count_parameters(g):,}")
+    kind = "U-Net++" if config.arch == "unetpp" else "U-Net"
+    table.add_row(f"generator g ({kind})", f"{count_parameters(g):,}")
     if config.method == "cryogen":
         e = build_energy(config)
         table.add_row("energy model E", f"{count_parameters(e):,}")

@@ -49,16 +49,20 @@ class TrainConfig(BaseModel):
 
     # ------------------------------------------------------------------ generator g
     arch: Literal["unetpp", "unet"] = Field(
-        "unetpp", description="generator: U-Net++ (paper) or a plain U-Net (same blocks)"
+        "unet",
+        description="generator: U-Net++ (paper) or a plain U-Net with the same blocks "
+        "(cpu preset: 3.7x cheaper per step on a CPU, measured better in 15 minutes)",
     )
     features: tuple[int, ...] = Field(
-        (8, 16, 32, 64, 128), min_length=2, max_length=6, description="U-Net++ widths per level"
+        (8, 16, 32, 64, 128), min_length=2, max_length=6, description="generator widths per level"
     )
     norm: NormName = Field("none", description="generator normalisation")
     act: str = Field("leakyrelu", description="generator activation")
     dropout: float = Field(0.0, ge=0.0, le=0.9, description="generator dropout probability")
-    deep_supervision: bool = Field(False, description="U-Net++ deep supervision (mean of heads)")
-    upsample: Literal["deconv", "trilinear"] = Field("deconv", description="U-Net++ upsampling")
+    deep_supervision: bool = Field(
+        False, description="U-Net++ deep supervision (mean of heads; not with arch unet)"
+    )
+    upsample: Literal["deconv", "trilinear"] = Field("deconv", description="generator upsampling")
     channels_last: bool = Field(
         True, description="channels-last 3D memory layout (faster convolutions on CPU)"
     )
@@ -114,6 +118,12 @@ class TrainConfig(BaseModel):
         description="what E judges and the data term scores: T_M R g(y + eps_g) from its own "
         "forward pass (paper), or T_M R x_hat with x_hat = R^-1 g(T_M(R t + eps_h)) the "
         "consistency branch's estimate of the whole crop (no extra generator pass)",
+    )
+    adv_rotate: bool = Field(
+        True,
+        description="with adv_source consistency: E judges T_M R2 x_hat_rot, R2 a second "
+        "random wedge-changing rotation, so that the part of the estimate g filled in (its "
+        "missing wedge) is seen; without it E mostly sees what g was given",
     )
     refill_every: int | None = Field(
         None,
@@ -209,6 +219,8 @@ class TrainConfig(BaseModel):
             raise ValueError("network widths must be positive")
         if any(int(f) < 1 for f in self.energy_fc_features):
             raise ValueError("energy_fc_features must be positive")
+        if self.deep_supervision and self.arch != "unetpp":
+            raise ValueError("deep_supervision needs arch 'unetpp' (a plain U-Net has one head)")
         if self.crop_size > self.subtomo_size:
             raise ValueError(
                 f"crop_size ({self.crop_size}) must not exceed subtomo_size ({self.subtomo_size})"
@@ -353,12 +365,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-# The ``cpu`` preset is the class defaults, chosen by short measurements on the sphere
-# (1 thread, bf16 autocast, 300-step runs; the lead's 15-minute benchmarks are in
-# docs/benchmarks.md):
-# * U-Net++ (8, 16, 32, 64, 128), 1.64 M parameters, no normalisation, zero-initialised
-#   residual head, channels-last: 0.8 s per 64^3 training step against 1.5 s for
-#   (16, 32, 64, 128) (channels-last alone gave 1.2 -> 0.8 s).
+# The ``cpu`` preset is the class defaults, chosen by measurement (docs/benchmarks.md; the
+# early choices by 300-step runs on the sphere, the later ones by 15-minute runs):
+# * Plain U-Net (8, 16, 32, 64, 128), 1.41 M parameters, no normalisation, zero-initialised
+#   residual head, channels-last.  The U-Net++ of the same widths (1.64 M) learns more per
+#   step, but a plain U-Net step costs 0.21 s against 0.79 s (64^3, one AVX-512 core, bf16;
+#   benchmarks/step_time.py), and in 15 minutes on the prism set the plain U-Net was ahead
+#   by 1.6 dB (IsoNet-style, 30.57 vs 29.00 dB).  ``--set arch='"unetpp"'`` restores it.
+# * amp "auto": bf16 only where the CPU has AVX-512 (3.3x faster there; 14x slower on an
+#   AVX2-only CPU, whose oneDNN has no fast bf16 convolutions).
 # * Consistency target refilled in rounds as IsoNet does (the online crop-level target
 #   loses ~2 dB: T_M on a 64^3 crop wraps around).
 # * lambda kept constant: with Adam a decaying lambda is a decaying learning rate for the
@@ -369,11 +384,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 #   T_M(R g(y)) from a second generator pass (adv_source="consistency"), every step: a step
 #   then costs what an IsoNet step costs (0.5 s) instead of 0.8 s, and the sphere at 15 min
 #   went from 31.22 dB (paper's extra pass, data and energy terms every 2nd step) to 32.08 dB.
+#   With a second random rotation R2 (adv_rotate): E judges T_M(R2 R x_hat).  T_M(R x_hat)
+#   is mostly what g was given (its input is T_M(R t + eps)), so E's gradient never
+#   reached g's fill (tests/test_train.py::test_energy_model_sees_the_generators_fill).
 # ``paper`` follows the paper's appendix A.6 and, where the paper is silent, the struc2mapGAN
 # networks it cites (GeneratorNestedUNet: widths 32-256, instance norm, trilinear upsampling;
 # Discriminator: four stride-1 convs 32-256, instance norm, FC 100-25).
 _CPU: dict[str, Any] = {}
 _PAPER: dict[str, Any] = {
+    "arch": "unetpp",
     "features": (32, 64, 128, 256),
     "norm": "instance",
     "act": "prelu",
@@ -390,6 +409,7 @@ _PAPER: dict[str, Any] = {
     "consistency_target": "generator",
     "gan_every": 1,
     "adv_source": "generator",
+    "adv_rotate": False,
     "consistency_forward": "separate",
     "real_wedge": False,
     "adv_margin": 0,

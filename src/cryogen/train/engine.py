@@ -19,6 +19,11 @@ CryoGEN step (per batch of crops ``y``, all losses per-voxel means)
   ``+ lambda * mse(R^-1 g(T_M(R(t) + eps_h)), t)`` where ``t = g'(y)`` (paper) or, with
   ``consistency_target="wedge_filled"``, ``t = T_M y + (1 - T_M) g'(y)`` (the measured Fourier
   data kept).  ``g'`` is the current generator without gradient.
+* With ``adv_source="consistency"`` (the cpu preset) the consistency branch's estimate
+  ``x_hat = R^-1 g(T_M(R t + eps_h))`` replaces ``x_g`` in the energy and data terms (no
+  extra generator pass), and E judges ``T_M(R2 R x_hat)`` with a second random rotation
+  ``R2`` (``adv_rotate``): ``T_M(R x_hat)`` alone is mostly the part of the estimate that g
+  was given as input, and would leave g's fill unseen.
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
   ``u ~ U(0, 1]`` drawn per step (appendix A.6).
 
@@ -685,8 +690,17 @@ class _Trainer:
             row["consistency"] = float(cons.detach())
             if from_cons and gan_step:
                 # the estimate x_hat = R^-1 g(T_M(R t + eps_h)) of the whole crop stands in
-                # for g(y): fake = T_M(R x_hat) = T_M(out_rot), no extra generator pass
-                total = total + self._energy_and_data(out, out_rot, y, u, ui, adv_w, row)
+                # for g(y), no extra generator pass.  fake = T_M(R x_hat) = T_M(out_rot)
+                # would show E mostly what g was given (its input is T_M of the same
+                # frame); a second rotation R2 brings g's fill into E's view
+                judged = out_rot
+                if cfg.adv_rotate and self.use_e:
+                    rots2 = [
+                        WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))]
+                        for _ in range(b)
+                    ]
+                    judged = _rot(out_rot, rots2)
+                total = total + self._energy_and_data(out, judged, y, u, ui, adv_w, row)
         if total.requires_grad:
             self._check_finite(total)
             self._backward_step(
