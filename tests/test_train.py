@@ -129,6 +129,7 @@ def test_schedules():
         lambda_hold=0.2,
         warmup_fraction=0.1,
         lr_final_factor=0.0,
+        adv_weight=3e-3,
         adv_start=0.3,
         adv_ramp=0.2,
     )
