@@ -132,11 +132,10 @@ def _print_dry_run(config: Any) -> None:
     table.add_column("parameters", justify="right")
     kind = "U-Net++" if config.arch == "unetpp" else "U-Net"
     table.add_row(f"generator g ({kind})", f"{count_parameters(g):,}")
-    if config.method == "cryogen" and config.adv_weight > 0:
-        e = build_energy(config)
-        table.add_row("energy model E", f"{count_parameters(e):,}")
-    elif config.method == "cryogen":
-        table.add_row("energy model E", "off (adv_weight 0)")
+    if config.method == "cryogen":
+        on = config.adv_weight > 0
+        e_count = f"{count_parameters(build_energy(config)):,}" if on else "off (adv_weight 0)"
+        table.add_row("energy model E", e_count)
     console.print(table)
     console.print_json(config.to_json())
 

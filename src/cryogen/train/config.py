@@ -51,7 +51,7 @@ class TrainConfig(BaseModel):
     arch: Literal["unetpp", "unet"] = Field(
         "unet",
         description="generator: U-Net++ (paper) or a plain U-Net with the same blocks "
-        "(cpu preset: 3.7x cheaper per step on a CPU, measured better in 15 minutes)",
+        "(cpu preset: 3.6x the steps on a CPU, measured better in 15 minutes)",
     )
     features: tuple[int, ...] = Field(
         (8, 16, 32, 64, 128), min_length=2, max_length=6, description="generator widths per level"

@@ -521,6 +521,10 @@ class _Trainer:
     def _randn(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         return torch.randn(shape, generator=self.noise_gen).to(self.device)
 
+    def _draw_rotations(self, n: int) -> list[int]:
+        """``n`` rotations drawn from the 20 wedge-changing ones (the step's RNG stream)."""
+        return [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(n)]
+
     def _u(self) -> float:
         return 1.0 - float(self.rng.random())  # U(0, 1]
 
@@ -653,7 +657,7 @@ class _Trainer:
         idx, offs = self.data.draw(b)
         y = self.data.crop(self.data.subtomos, idx, offs)  # (B, 1, C, C, C)
         u, ug, uh, ui = (self._u() for _ in range(4))
-        rots = [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(b)]
+        rots = self._draw_rotations(b)
         lam = cfg.lambda_at(p)
         adv_w = cfg.adv_weight * cfg.adv_factor(p)
         row.update({"lambda": lam, "adv_weight": adv_w})
@@ -695,11 +699,7 @@ class _Trainer:
                 # frame); a second rotation R2 brings g's fill into E's view
                 judged = out_rot
                 if cfg.adv_rotate and self.use_e:
-                    rots2 = [
-                        WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))]
-                        for _ in range(b)
-                    ]
-                    judged = _rot(out_rot, rots2)
+                    judged = _rot(out_rot, self._draw_rotations(b))
                 total = total + self._energy_and_data(out, judged, y, u, ui, adv_w, row)
         if total.requires_grad:
             self._check_finite(total)
@@ -787,7 +787,7 @@ class _Trainer:
         idx, offs = self.data.draw(b)
         x = self.data.crop(self.filled, idx, offs)
         u = self._u()
-        rots = [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(b)]
+        rots = self._draw_rotations(b)
         target = _rot(x, rots)
         level = cfg.isonet_noise(self.iso_round) * (u if cfg.isonet_noise_uniform else 1.0)
         inp = target + level * self._randn(target.shape) if level > 0 else target
