@@ -371,6 +371,7 @@ def test_same_seed_same_weights(tmp_path, volume):
     [
         ("cryogen", {"r1_weight": 1.0, "instance_noise": 0.1, "sigma": 0.05, "dropout": 0.1}),
         ("isonet", {"rounds": 3, "isonet_noise_start": 0.0}),
+        ("isonet", {"rounds": 3, "refill_every": 2}),
     ],
 )
 def test_resume_equals_uninterrupted(tmp_path, volume, method, extra):
@@ -510,3 +511,41 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_makes_it_fast(
         device_mod, "open", lambda *a, **k: io.StringIO("flags: avx512_bf16"), raising=False
     )
     assert device_mod.cpu_has_fast_bf16()
+
+
+@pytest.mark.parametrize("method", ["isonet", "cryogen"])
+def test_refill_keeps_measured_data_and_follows_its_schedule(tmp_path, volume, method):
+    """A refill replaces only the missing wedge (``T_M x = T_M y``); rolling: one
+    subtomogram every ``refill_every`` steps in turn; rounds: all of them at a new round."""
+    from cryogen.train.engine import _Trainer
+
+    cfg = tiny_config(method=method, steps=10, refill_every=2, rounds=4)
+    t = _Trainer(
+        cfg, [volume], tmp_path / "r", voxel_size=1.0, masks=None, resume=False, overwrite=False
+    )
+    torch.manual_seed(1)
+    with torch.no_grad():  # a generator that is not the identity (its head starts at zero)
+        for q in t.g.parameters():
+            q.add_(0.3 * torch.randn_like(q))
+    y = t.data.subtomos
+    t.step = 0
+    t._update_filled(0.0)
+    assert torch.equal(t.filled, y)  # g' = identity before training
+    for step, refilled in [(1, []), (2, [0]), (3, [0]), (4, [0, 1])]:
+        t.step = step
+        t._update_filled(step / 10)
+        for i in range(len(y)):
+            changed = not torch.equal(t.filled[i], y[i])
+            assert changed == (i in refilled), (step, i)
+    for i in (0, 1):
+        diff = (t.filled[i] - y[i])[None, None]
+        assert float(wedge_operator(diff, t.mask_sub).abs().max()) < 1e-4
+        assert float(diff.abs().max()) > 1e-2
+    assert t.iso_round == 1  # progress 0.4 of 4 rounds: the round still sets the noise
+
+    t.cfg.refill_every = None  # rounds: everything refilled when a new round starts
+    t.filled = y.clone()
+    t._update_filled(0.45)
+    assert torch.equal(t.filled, y)
+    t._update_filled(0.5)
+    assert t.iso_round == 2 and all(not torch.equal(t.filled[i], y[i]) for i in range(len(y)))

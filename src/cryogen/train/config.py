@@ -133,8 +133,9 @@ class TrainConfig(BaseModel):
     refill_every: int | None = Field(
         None,
         ge=1,
-        description="refilled target: refresh one subtomogram every this many steps (rolling); "
-        "None: refresh all of them at the start of each of the `rounds` rounds, as IsoNet",
+        description="refilled targets (cryogen's refilled consistency target and the isonet "
+        "method): refresh one subtomogram every this many steps, in turn (rolling); None: "
+        "refresh all of them at the start of each of the `rounds` rounds, as IsoNet",
     )
     gan_every: int = Field(
         1,

@@ -641,19 +641,9 @@ class _Trainer:
         refilled = cfg.consistency_target == "refilled"
         row: dict[str, float] = {}
         if refilled:
-            if self.filled is None:
-                self.filled = self.data.subtomos.clone()  # g' = identity before training
-                self.refill_next = 0
-                self.iso_round = 0
-            if cfg.refill_every is None:  # rounds, as IsoNet
-                rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
-                if rnd > self.iso_round:
-                    self._refill()
-                    self.iso_round = rnd
+            self._update_filled(p)
+            if cfg.refill_every is None:
                 row["round"] = float(self.iso_round)
-            elif self.step > 0 and self.step % cfg.refill_every == 0:
-                self._refill_one(self.refill_next)
-                self.refill_next = (self.refill_next + 1) % len(self.data)
         idx, offs = self.data.draw(b)
         y = self.data.crop(self.data.subtomos, idx, offs)  # (B, 1, C, C, C)
         u, ug, uh, ui = (self._u() for _ in range(4))
@@ -767,6 +757,24 @@ class _Trainer:
         self.filled[i] = (wedge_operator(y - gy, self.mask_sub) + gy)[0, 0]
         self.g.train(was_training)
 
+    def _update_filled(self, p: float) -> None:
+        """Keep the refilled targets current: all of them at the start of each of the
+        ``rounds`` rounds (IsoNet), or with ``refill_every`` one subtomogram every that
+        many steps, in turn (a rolling refill; the round index then only sets the noise)."""
+        cfg = self.cfg
+        if self.filled is None:
+            self.filled = self.data.subtomos.clone()  # g' = identity before training
+            self.refill_next = 0
+            self.iso_round = 0
+        rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
+        if cfg.refill_every is None:
+            if rnd > self.iso_round:
+                self._refill()
+        elif self.step > 0 and self.step % cfg.refill_every == 0:
+            self._refill_one(self.refill_next)
+            self.refill_next = (self.refill_next + 1) % len(self.data)
+        self.iso_round = max(self.iso_round, rnd)
+
     def _refill(self) -> None:
         """Refill every subtomogram (the start of an IsoNet round)."""
         if self.filled is None:
@@ -776,13 +784,7 @@ class _Trainer:
 
     def _step_isonet(self, p: float) -> dict[str, float]:
         cfg = self.cfg
-        rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
-        if self.filled is None:
-            self.filled = self.data.subtomos.clone()
-            self.iso_round = 0
-        if rnd > self.iso_round:
-            self._refill()
-            self.iso_round = rnd
+        self._update_filled(p)
         b = cfg.batch_size
         idx, offs = self.data.draw(b)
         x = self.data.crop(self.filled, idx, offs)
