@@ -58,7 +58,7 @@ def score(model, clean, corrupted, tile, keep_measured=False):
         fit = apply_scale_fit(pred, c)
         ps.append(psnr(fit, c))
         ss.append(ssim_global(fit, c))
-    return float(np.mean(ps)), float(np.mean(ss))
+    return float(np.mean(ps)), float(np.mean(ss)), [round(float(v), 2) for v in ps]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,10 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     for snap in snaps:
         model = load_model(snap, "cpu")
-        p, s = score(model, clean, corrupted, args.tile, args.keep_measured)
+        p, s, each = score(model, clean, corrupted, args.tile, args.keep_measured)
         state_min = torch.load(snap, weights_only=True)["elapsed_s"] / 60.0
-        rows.append({"step": model.step, "minutes": state_min, "psnr": p, "ssim_global": s})
-        print(f"{model.step:7d} {state_min:6.2f} {p:7.2f} {s:7.4f}", flush=True)
+        rows.append(
+            {
+                "step": model.step,
+                "minutes": state_min,
+                "psnr": p,
+                "ssim_global": s,
+                "psnr_each": each,
+            }
+        )
+        line = f"{model.step:7d} {state_min:6.2f} {p:7.2f} {s:7.4f}"
+        print(line + (f"  per volume {each}" if len(each) > 1 else ""), flush=True)
     (args.out / "quality.json").write_text(
         json.dumps(
             {
