@@ -40,7 +40,9 @@ TINY = dict(
 
 
 def tiny_config(**kw):
-    return TrainConfig.from_sources("cpu", overrides={**TINY, **kw})
+    # overrides drop None values (a flag not given); an explicit None goes through `exact`
+    exact = {k: v for k, v in kw.items() if v is None}
+    return TrainConfig.from_sources("cpu", overrides={**TINY, **kw}, exact=exact)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +205,8 @@ def test_dataset_normalises_and_crops(volume):
             {"refill_every": 2, "data_margin": 2, "deep_supervision": True, "arch": "unetpp"},
         ),
         ("cryogen", "bce", {"adv_source": "generator", "gan_every": 2}),
-        ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0}),
+        ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0, "refill_every": None}),
+        ("isonet", "bce", {"rounds": 2, "refill_every": 1}),
     ],
 )
 def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, extra):
@@ -217,7 +220,7 @@ def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, ext
         values = [float(r[t]) for r in rows if r[t] != ""]
         assert values and all(math.isfinite(v) for v in values), (t, rows)
     if method == "isonet":
-        assert {r["round"] for r in rows} == {"0", "1"}  # a refill happened
+        assert {r["round"] for r in rows} == {"0", "1"}  # the noise's round advanced
     assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == method
 
@@ -324,6 +327,7 @@ def test_generator_loss_falls(tmp_path, volume, method):
         batch_size=2,
         lr_final_factor=1.0,
         rounds=1,
+        refill_every=None,
         gan_every=1,
         isonet_noise_max=0.0,
     )
@@ -370,7 +374,7 @@ def test_same_seed_same_weights(tmp_path, volume):
     "method, extra",
     [
         ("cryogen", {"r1_weight": 1.0, "instance_noise": 0.1, "sigma": 0.05, "dropout": 0.1}),
-        ("isonet", {"rounds": 3, "isonet_noise_start": 0.0}),
+        ("isonet", {"rounds": 3, "isonet_noise_start": 0.0, "refill_every": None}),
         ("isonet", {"rounds": 3, "refill_every": 2}),
     ],
 )
@@ -457,7 +461,7 @@ def test_run_folder_rules(tmp_path, volume):
         train(cfg, [volume], tmp_path / "run", progress=False)
     with pytest.raises(InputError, match="differ from the run's"):
         train(
-            tiny_config(steps=4, lr=1e-3), [volume], tmp_path / "run", progress=False, resume=True
+            tiny_config(steps=4, lr=2e-3), [volume], tmp_path / "run", progress=False, resume=True
         )
     with pytest.raises(InputError, match="nothing to resume"):
         train(cfg, [volume], tmp_path / "empty", progress=False, resume=True)

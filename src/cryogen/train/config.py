@@ -131,7 +131,7 @@ class TrainConfig(BaseModel):
         "missing wedge) is seen; without it E mostly sees what g was given",
     )
     refill_every: int | None = Field(
-        None,
+        10,
         ge=1,
         description="refilled targets (cryogen's refilled consistency target and the isonet "
         "method): refresh one subtomogram every this many steps, in turn (rolling); None: "
@@ -165,7 +165,7 @@ class TrainConfig(BaseModel):
     gp_weight: float = Field(10.0, ge=0.0, description="gradient penalty weight of wgan-gp")
 
     # ------------------------------------------------------------------ optimisation
-    lr: float = Field(5e-4, gt=0.0, le=1.0, description="generator learning rate (peak)")
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="generator learning rate (peak)")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas of g")
     warmup_fraction: float = Field(0.1, ge=0.0, le=0.5, description="linear warm-up fraction")
     lr_final_factor: float = Field(
@@ -428,6 +428,7 @@ _PAPER: dict[str, Any] = {
     "lr": 1e-4,
     "d_lr": 1e-4,
     "rounds": 10,
+    "refill_every": None,
     "d_betas": (0.9, 0.999),
     "batch_size": 1,
     "crop_size": 64,
