@@ -50,6 +50,7 @@ TOL = 2e-6
 
 # tiny networks and data; no noise anywhere (see the module docstring)
 BASE = dict(
+    method="cryogen",
     features=[4, 8, 16],
     energy_features=[4, 4],
     energy_fc_features=[8],

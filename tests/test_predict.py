@@ -17,6 +17,7 @@ from cryogen.train.engine import build_generator
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
 TINY = dict(
+    method="cryogen",
     features=(4, 8),
     energy_features=(4, 4),
     energy_fc_features=(8,),
@@ -162,6 +163,8 @@ def test_cli_dry_run_prints_parameter_counts(tmp_path, app, volume, arch, label)
             "-o",
             str(tmp_path / "r"),
             "--dry-run",
+            "--method",
+            "cryogen",
             "--set",
             "features=[4,8,16]",
             "--set",

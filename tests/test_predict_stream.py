@@ -32,6 +32,7 @@ from cryogen.train.engine import build_generator
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask
 
 TINY = dict(
+    method="cryogen",
     features=(4, 8),
     energy_features=(4, 4),
     energy_fc_features=(8,),

@@ -22,6 +22,7 @@ from cryogen.train.data import SubtomoDataset, compute_normalisation, sample_ori
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
 TINY = dict(
+    method="cryogen",
     features=(4, 8),
     energy_features=(4, 4),
     energy_fc_features=(8,),
@@ -82,6 +83,11 @@ def test_config_layers_preset_file_overrides(tmp_path):
     cfg = TrainConfig.from_sources("paper", f, {"batch_size": 3, "seed": None})
     assert cfg.preset == "paper"
     assert cfg.features == PRESETS["paper"]["features"]  # from the preset
+    # the method and refill schedule each preset measures or specifies best
+    assert (cfg.method, cfg.refill_every) == ("cryogen", None)
+    cpu = TrainConfig.from_sources("cpu")
+    assert (cpu.method, cpu.refill_every) == ("isonet", 10)
+    assert TrainConfig.from_sources("cpu", overrides={"method": "cryogen"}).method == "cryogen"
     assert cfg.lr == 2e-4  # file over preset
     assert cfg.batch_size == 3  # override over file; None overrides are ignored
     assert cfg.steps == 50 and cfg.minutes is None
