@@ -174,7 +174,7 @@ def test_cli_dry_run_prints_parameter_counts(tmp_path, app, volume, arch, label)
     assert res.exit_code == 0, res.output
     n = count_parameters(build_generator(TrainConfig(features=(4, 8, 16), arch=arch)))
     assert f"generator g ({label})" in res.output and f"{n:,}" in res.output
-    assert "energy model E" in res.output
+    assert "energy model E" in res.output and "CryoGEN (Algorithm 1)" in res.output
     assert '"features": [' in res.output and not (tmp_path / "r" / "last.pt").exists()
 
 

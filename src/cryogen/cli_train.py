@@ -127,7 +127,8 @@ def _print_dry_run(config: Any) -> None:
     from cryogen.train.engine import build_energy, build_generator
 
     g = build_generator(config)
-    table = Table(title="networks")
+    label = "CryoGEN (Algorithm 1)" if config.method == "cryogen" else "IsoNet-style"
+    table = Table(title=f"networks: {label}, preset {config.preset}")
     table.add_column("network")
     table.add_column("parameters", justify="right")
     kind = "U-Net++" if config.arch == "unetpp" else "U-Net"
