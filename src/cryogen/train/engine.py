@@ -776,9 +776,7 @@ class _Trainer:
         self.iso_round = max(self.iso_round, rnd)
 
     def _refill(self) -> None:
-        """Refill every subtomogram (the start of an IsoNet round)."""
-        if self.filled is None:
-            self.filled = self.data.subtomos.clone()
+        """Refill every subtomogram (the start of an IsoNet round; ``filled`` exists)."""
         for i in range(len(self.data)):
             self._refill_one(i)
 
