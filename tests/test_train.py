@@ -151,6 +151,12 @@ def test_schedules():
     levels = [iso.isonet_noise(r) for r in range(10)]
     assert levels[:5] == [0.0] * 5 and math.isclose(levels[-1], 0.2)
     assert all(b > a for a, b in zip(levels[4:], levels[5:], strict=False))
+    # CryoGEN's eps_h: constant (paper) or on IsoNet's ramp, read at the round of progress p
+    assert TrainConfig(sigma_h=0.1).sigma_h_at(0.0) == 0.1
+    ramped = TrainConfig(sigma_h=0.1, sigma_h_schedule="rounds", rounds=10, isonet_noise_start=0.5)
+    p_levels = [ramped.sigma_h_at((r + 0.5) / 10) for r in range(10)]
+    assert all(math.isclose(a, 0.5 * b) for a, b in zip(p_levels, levels, strict=True))
+    assert ramped.sigma_h_at(1.0) == 0.1 and ramped.sigma_h_at(0.49) == 0.0
 
 
 # ------------------------------------------------------------------------------ data
@@ -225,6 +231,7 @@ def test_each_method_gives_finite_losses(tmp_path, volume, method, adv_loss, ext
     for t in terms:  # terms computed every `gan_every` steps are blank in between
         values = [float(r[t]) for r in rows if r[t] != ""]
         assert values and all(math.isfinite(v) for v in values), (t, rows)
+    assert all(math.isfinite(float(r["grad_norm"])) and float(r["grad_norm"]) > 0 for r in rows)
     if method == "isonet":
         assert {r["round"] for r in rows} == {"0", "1"}  # the noise's round advanced
     assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
@@ -300,6 +307,8 @@ def test_non_finite_gradient_skips_the_update(tmp_path, volume, monkeypatch, cap
         res = train(cfg, [volume], tmp_path / "run", progress=False)
     assert res.step == 4 and not res.interrupted
     assert "step 2: non-finite gradient, update skipped" in caplog.text
+    norms = [r["grad_norm"] for r in read_rows(tmp_path / "run")]
+    assert norms[1] == "" and all(float(v) > 0 for i, v in enumerate(norms) if i != 1)
     for v in weights(tmp_path / "run" / "last.pt").values():
         assert torch.isfinite(v).all()
 
@@ -405,6 +414,24 @@ def test_resume_equals_uninterrupted(tmp_path, volume, method, extra):
         assert_same_state(a[k], b[k])
     if method == "isonet":
         assert torch.equal(a["isonet"]["filled"], b["isonet"]["filled"])
+
+
+def test_resume_upgrades_an_older_losses_header(tmp_path, volume):
+    """A run logged before a column was added resumes under today's header."""
+    from cryogen.train.engine import LOSS_COLUMNS
+
+    cfg = tiny_config(method="isonet", steps=4)
+    train(cfg, [volume], tmp_path / "r", progress=False, callback=lambda i: i["step"] == 2)
+    path = tmp_path / "r" / "losses.csv"
+    with path.open(newline="") as fh:
+        old = [row[:-1] for row in csv.reader(fh)]  # as written without the last column
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(old)
+    train(cfg, [volume], tmp_path / "r", progress=False, resume=True)
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(LOSS_COLUMNS) and [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert len(rows[1]) == len(LOSS_COLUMNS) - 1 and len(rows[4]) == len(LOSS_COLUMNS)
 
 
 def test_ctrl_c_writes_a_checkpoint_and_resumes(tmp_path, volume):

@@ -157,6 +157,11 @@ class TrainConfig(BaseModel):
     sigma: float = Field(0.0, ge=0.0, description="noise on real samples, x U(0,1] per step")
     sigma_g: float = Field(0.05, ge=0.0, description="noise on g's input, x U(0,1] per step")
     sigma_h: float = Field(0.05, ge=0.0, description="noise in the consistency term, x U(0,1]")
+    sigma_h_schedule: Literal["uniform", "rounds"] = Field(
+        "uniform",
+        description="sigma_h from the first step (paper), or scaled as IsoNet's noise: 0 for "
+        "the first isonet_noise_start of the rounds, then rising to sigma_h in the last one",
+    )
     instance_noise: float = Field(
         0.0, ge=0.0, description="noise added to both real and fake inputs of E, x U(0,1]"
     )
@@ -272,13 +277,27 @@ class TrainConfig(BaseModel):
             return 1.0
         return min(1.0, (progress - self.adv_start) / self.adv_ramp)
 
+    def round_at(self, progress: float) -> int:
+        """Index of the round (of ``rounds``) that ``progress`` falls in."""
+        return min(int(progress * self.rounds), self.rounds - 1)
+
+    def noise_ramp(self, round_index: int) -> float:
+        """IsoNet's noise factor of a round: 0 before ``isonet_noise_start``, then rising
+        linearly to 1 in the last round."""
+        start = int(math.floor(self.isonet_noise_start * self.rounds))
+        if round_index < start:
+            return 0.0
+        return (round_index - start + 1) / max(1, self.rounds - start)
+
     def isonet_noise(self, round_index: int) -> float:
         """Noise level of an IsoNet round: 0 before the start, then rising to the maximum."""
-        start = int(math.floor(self.isonet_noise_start * self.rounds))
-        if round_index < start or self.isonet_noise_max == 0.0:
-            return 0.0
-        n = self.rounds - start
-        return self.isonet_noise_max * (round_index - start + 1) / max(1, n)
+        return self.isonet_noise_max * self.noise_ramp(round_index)
+
+    def sigma_h_at(self, progress: float) -> float:
+        """Level of CryoGEN's consistency noise eps_h (before the per-step ``u``)."""
+        if self.sigma_h_schedule == "uniform":
+            return self.sigma_h
+        return self.sigma_h * self.noise_ramp(self.round_at(progress))
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

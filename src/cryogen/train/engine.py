@@ -107,6 +107,7 @@ LOSS_COLUMNS = (
     "penalty",
     "round",
     "noise",
+    "grad_norm",
 )
 # Fields a resumed run may change (the rest must equal the checkpoint's).
 RESUMABLE_FIELDS = frozenset(
@@ -322,6 +323,7 @@ class _Trainer:
         self.last_save = 0.0
         self.skipped_steps = 0  # updates skipped for non-finite gradients
         self.skipped_in_a_row = 0
+        self.grad_norm = math.nan  # g's gradient norm of the last update
         if ckpt is not None:
             self._load_state(ckpt)
         # DDP (torchrun): gradient all-reduce for the forward passes that need it; None alone
@@ -381,7 +383,11 @@ class _Trainer:
             # drop rows logged after the checkpoint, so the file equals an uninterrupted run's
             with p.open(newline="") as fh:
                 rows = list(csv.reader(fh))
-            keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+            # a file from a version with fewer columns gets today's header (its old rows
+            # then leave the new columns empty)
+            cols = list(LOSS_COLUMNS)
+            header = cols if rows[0] == cols[: len(rows[0])] else rows[0]
+            keep = [header] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
             tmp = p.with_name(f".{p.name}.tmp")
             with tmp.open("w", newline="") as fh:
                 csv.writer(fh).writerows(keep)
@@ -579,7 +585,12 @@ class _Trainer:
                 self._diverged(f"non-finite gradients in {self.skipped_in_a_row} steps in a row")
             return
         self.skipped_in_a_row = 0
-        if clip is not None:
+        if opt is self.opt_g:
+            # g's gradient norm (before clipping) is logged: spikes show an unstable run
+            scaler.unscale_(opt)
+            norm = torch.nn.utils.clip_grad_norm_(params, math.inf if clip is None else clip)
+            self.grad_norm = float(norm)
+        elif clip is not None:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, clip)
         scaler.step(opt)
@@ -674,8 +685,10 @@ class _Trainer:
                         xp = self._g(y)
                     target = xp if cfg.consistency_target == "generator" else self._tm(y - xp) + xp
                 inp = _rot(target, rots)
-                if cfg.sigma_h > 0:
-                    inp = inp + cfg.sigma_h * uh * self._randn(inp.shape)
+                sigma_h = cfg.sigma_h_at(p)
+                if sigma_h > 0:
+                    inp = inp + sigma_h * uh * self._randn(inp.shape)
+                row["noise"] = sigma_h * uh
                 inp = self._tm(inp)
             out_rot = self._g(inp)  # estimate of R t, in the rotated frame
             out = _rot(out_rot, rots, inverse=True)
@@ -766,7 +779,7 @@ class _Trainer:
             self.filled = self.data.subtomos.clone()  # g' = identity before training
             self.refill_next = 0
             self.iso_round = 0
-        rnd = min(int(p * cfg.rounds), cfg.rounds - 1)
+        rnd = cfg.round_at(p)
         if cfg.refill_every is None:
             if rnd > self.iso_round:
                 self._refill()
@@ -859,7 +872,9 @@ class _Trainer:
             while not self.done():
                 p = self.progress()
                 lr = self._set_lr(p)
+                self.grad_norm = math.nan  # stays NaN where the update was skipped
                 row = self._step_cryogen(p) if cfg.method == "cryogen" else self._step_isonet(p)
+                row["grad_norm"] = self.grad_norm
                 self.step += 1
                 now = time.perf_counter()
                 self.elapsed += now - t_prev
