@@ -85,8 +85,10 @@ def test_config_layers_preset_file_overrides(tmp_path):
     assert cfg.features == PRESETS["paper"]["features"]  # from the preset
     # the method and refill schedule each preset measures or specifies best
     assert (cfg.method, cfg.refill_every) == ("cryogen", None)
+    assert (cfg.grad_clip, cfg.sigma_h_schedule) == (None, "uniform")  # the paper's
     cpu = TrainConfig.from_sources("cpu")
     assert (cpu.method, cpu.refill_every) == ("isonet", 10)
+    assert (cpu.grad_clip, cpu.sigma_h_schedule) == (1.0, "rounds")  # measured
     assert TrainConfig.from_sources("cpu", overrides={"method": "cryogen"}).method == "cryogen"
     assert cfg.lr == 2e-4  # file over preset
     assert cfg.batch_size == 3  # override over file; None overrides are ignored
@@ -152,7 +154,7 @@ def test_schedules():
     assert levels[:5] == [0.0] * 5 and math.isclose(levels[-1], 0.2)
     assert all(b > a for a, b in zip(levels[4:], levels[5:], strict=False))
     # CryoGEN's eps_h: constant (paper) or on IsoNet's ramp, read at the round of progress p
-    assert TrainConfig(sigma_h=0.1).sigma_h_at(0.0) == 0.1
+    assert TrainConfig(sigma_h=0.1, sigma_h_schedule="uniform").sigma_h_at(0.0) == 0.1
     ramped = TrainConfig(sigma_h=0.1, sigma_h_schedule="rounds", rounds=10, isonet_noise_start=0.5)
     p_levels = [ramped.sigma_h_at((r + 0.5) / 10) for r in range(10)]
     assert all(math.isclose(a, 0.5 * b) for a, b in zip(p_levels, levels, strict=True))
