@@ -1,5 +1,6 @@
 """Whole-volume prediction, checkpoint checks, and the train / predict commands."""
 
+import json
 import math
 
 import mrcfile
@@ -254,3 +255,31 @@ def test_cli_train_then_predict(tmp_path, app, volume):
         app, ["predict", str(tmp_path / "r"), str(tmp_path / "t.mrc"), "-o", str(out)]
     )
     assert res.exit_code == 1
+
+
+@needs_io
+def test_cli_resumes_a_run_saved_before_a_field_existed(tmp_path, app, volume):
+    """A run whose config.json and checkpoint lack a later field resumes with the value it
+    ran with (ADDED_FIELDS), not today's default."""
+    from cryogen.train.checkpoint import load_checkpoint, save_checkpoint
+    from cryogen.train.config import ADDED_FIELDS
+
+    write_mrc(tmp_path / "t.mrc", volume, 3.0)
+    args = ["train", str(tmp_path / "t.mrc"), "-o", str(tmp_path / "r"), "--device", "cpu"]
+    args += ["--quiet", "--crop-size", "16", "--set", "features=[4,8]", "--set", 'amp="off"']
+    args += ["--set", "subtomo_size=20", "--set", "n_subtomos=2"]
+    assert CliRunner().invoke(app, [*args, "--steps", "2"]).exit_code == 0
+    rd = tmp_path / "r"
+    saved = json.loads((rd / "config.json").read_text())
+    for k in ADDED_FIELDS:
+        saved.pop(k)
+    (rd / "config.json").write_text(json.dumps(saved))
+    ckpt = load_checkpoint(rd / "last.pt")
+    for k in ADDED_FIELDS:
+        ckpt["config"].pop(k)
+    save_checkpoint(rd / "last.pt", ckpt)
+    res = CliRunner().invoke(app, [*args, "--steps", "3", "--resume"])
+    assert res.exit_code == 0, res.output
+    resumed = json.loads((rd / "config.json").read_text())
+    assert all(resumed[k] == v for k, v in ADDED_FIELDS.items())
+    assert load_checkpoint(rd / "last.pt")["step"] == 3

@@ -325,8 +325,13 @@ def register(app: typer.Typer) -> None:
             tomograms, masks, beam_axis, pixel_size, tilt_min, tilt_max
         )
         file = config
+        exact = parse_set_options(set_)
         if resume and file is None and (output / "config.json").is_file():
+            from cryogen.train.config import load_config_file, saved_config_fill
+
             file = output / "config.json"
+            # a run saved before a field existed resumes with the value it ran with
+            exact = {**saved_config_fill(load_config_file(file)), **exact}
         overrides: dict[str, Any] = {
             "tilt_min": t0,
             "tilt_max": t1,
@@ -340,7 +345,7 @@ def register(app: typer.Typer) -> None:
             "threads": threads,
         }
         cfg = TrainConfig.from_sources(
-            preset.value if preset else None, file, overrides, exact=parse_set_options(set_)
+            preset.value if preset else None, file, overrides, exact=exact
         )
         from cryogen import distributed
 

@@ -490,3 +490,12 @@ _PAPER: dict[str, Any] = {
     "log_every": 10,
 }
 PRESETS: dict[str, dict[str, Any]] = {"cpu": _CPU, "paper": _PAPER}
+
+# Fields added after runs were saved without them, with the value that reproduces what
+# those runs did: a saved config (config.json, a checkpoint) lacking one gets this value.
+ADDED_FIELDS: dict[str, Any] = {"sigma_h_schedule": "uniform"}
+
+
+def saved_config_fill(saved: dict[str, Any]) -> dict[str, Any]:
+    """The ``ADDED_FIELDS`` a saved config lacks, with the values its run used."""
+    return {k: v for k, v in ADDED_FIELDS.items() if k not in saved}

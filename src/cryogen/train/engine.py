@@ -71,7 +71,7 @@ from cryogen.train.checkpoint import (
     save_checkpoint,
     snapshot_path,
 )
-from cryogen.train.config import TrainConfig
+from cryogen.train.config import TrainConfig, saved_config_fill
 from cryogen.train.data import Normalisation, SubtomoDataset
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
@@ -368,7 +368,7 @@ class _Trainer:
     def _check_resumable(self, ckpt: dict[str, Any]) -> None:
         if ckpt.get("kind") != "full":
             raise InputError(f"{self.run_dir / LAST}: not a full checkpoint; cannot resume")
-        old = ckpt["config"]
+        old = {**saved_config_fill(ckpt["config"]), **ckpt["config"]}
         new = self.cfg.model_dump(mode="json")
         diff = [k for k in new if k not in RESUMABLE_FIELDS and old.get(k) != new[k]]
         if diff:
