@@ -585,14 +585,12 @@ class _Trainer:
                 self._diverged(f"non-finite gradients in {self.skipped_in_a_row} steps in a row")
             return
         self.skipped_in_a_row = 0
-        if opt is self.opt_g:
+        if clip is not None or opt is self.opt_g:
             # g's gradient norm (before clipping) is logged: spikes show an unstable run
             scaler.unscale_(opt)
             norm = torch.nn.utils.clip_grad_norm_(params, math.inf if clip is None else clip)
-            self.grad_norm = float(norm)
-        elif clip is not None:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, clip)
+            if opt is self.opt_g:
+                self.grad_norm = float(norm)
         scaler.step(opt)
         scaler.update()
 
