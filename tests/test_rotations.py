@@ -12,6 +12,7 @@ from cryogen.rotations import (
     compose,
     inverse,
     rotate,
+    rotate_box,
     rotate_inverse,
 )
 from cryogen.wedge import missing_wedge_mask
@@ -78,3 +79,20 @@ def test_rotating_a_volume_rotates_its_wedge():
         fx = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x)))
         fr = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(rotate(x, i))))
         torch.testing.assert_close(fr, rotate(fx, i))
+
+
+@pytest.mark.parametrize("i", range(24))
+def test_rotate_box_finds_the_rotated_box(i):
+    """The box of the rotated cube at ``rotate_box(...)`` is the rotated box, for every
+    rotation and a box that touches neither the centre nor a symmetric place."""
+    cube = torch.randn(11, 11, 11)
+    o, c = (1, 4, 6), 4
+    box = cube[o[0] : o[0] + c, o[1] : o[1] + c, o[2] : o[2] + c]
+    z, y, x = rotate_box(o, c, 11, i)
+    moved = rotate(cube, i)[z : z + c, y : y + c, x : x + c]
+    assert torch.equal(moved, rotate(box, i))
+
+
+def test_rotate_box_refuses_a_box_outside_the_cube():
+    with pytest.raises(ValueError, match="not inside"):
+        rotate_box((0, 0, 5), 4, 8, 1)

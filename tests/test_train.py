@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cryogen.errors import CryogenError, InputError, OutputError
-from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
+from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box, rotate_inverse
 from cryogen.train import TrainConfig, train
 from cryogen.train.checkpoint import load_checkpoint
 from cryogen.train.config import PRESETS
@@ -219,6 +219,8 @@ def test_dataset_normalises_and_crops(volume):
             {"refill_every": 2, "data_margin": 2, "deep_supervision": True, "arch": "unetpp"},
         ),
         ("cryogen", "bce", {"adv_source": "generator", "gan_every": 2}),
+        ("cryogen", "bce", {"adv_wedge": "subtomogram", "batch_size": 2}),
+        ("cryogen", "hinge", {"adv_wedge": "subtomogram", "adv_source": "generator"}),
         ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0, "refill_every": None}),
         ("isonet", "bce", {"rounds": 2, "refill_every": 1}),
     ],
@@ -588,3 +590,45 @@ def test_refill_keeps_measured_data_and_follows_its_schedule(tmp_path, volume, m
     assert torch.equal(t.filled, y)
     t._update_filled(0.5)
     assert t.iso_round == 2 and all(not torch.equal(t.filled[i], y[i]) for i in range(len(y)))
+
+
+def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
+    """adv_wedge="subtomogram": the fake made of the true crop is a crop of the wedged,
+    rotated subtomogram, so with no rotation it *is* the real sample; the gradient reaches
+    the estimate.  On the crop (the paper's T_M) the truth's fake is not a real sample."""
+    from cryogen.train.engine import _Trainer
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 24, 24, 24, generator=g), 3, 1, 1)[0, 0]
+    y = apply_missing_wedge(x, -60, 60)  # the whole volume is the subtomogram
+    cfg = tiny_config(adv_wedge="subtomogram", n_subtomos=1, steps=1)
+    t = _Trainer(
+        cfg, [y], tmp_path / "r", voxel_size=1.0, masks=None, resume=False, overwrite=False
+    )
+    truth = t.data.normalisation.apply(x)
+    t.filled = truth[None].clone()  # a perfect refill
+    o, c, s = (3, 5, 8), 16, 24
+    est = truth[o[0] : o[0] + c, o[1] : o[1] + c, o[2] : o[2] + c][None, None].clone()
+    est.requires_grad_(True)
+    real = t._real(t.data.crop(t.data.subtomos, [0], [o]), [0], [o])
+    assert torch.allclose(real, t.data.crop(t.data.subtomos, [0], [o]), atol=1e-5)  # T_M y = y
+    identity = 0  # CUBE_ROTATIONS[0]
+    fake = t._fake(est, lambda: est, [0], [o], [identity])
+    assert torch.allclose(fake, real, atol=1e-4)
+    for r in WEDGE_ROTATIONS[:6]:
+        fake = t._fake(est, lambda: est, [0], [o], [r])
+        z, yy, xx = rotate_box(o, c, s, r)
+        wedged = wedge_operator(rotate(truth, r)[None, None], t.mask_sub)[0, 0]
+        assert torch.allclose(fake[0, 0], wedged[z : z + c, yy : yy + c, xx : xx + c], atol=1e-4)
+    fake.pow(2).sum().backward()
+    assert est.grad is not None and float(est.grad.abs().max()) > 0
+    t.cfg.adv_wedge = "crop"  # the paper's: T_M of the crop
+    crop_fake = t._fake(est.detach(), lambda: est.detach(), [0], [o], [identity])
+    crop_real = t._real(t.data.crop(t.data.subtomos, [0], [o]), [0], [o])
+    gap = (crop_fake - crop_real).pow(2).mean() / crop_real.pow(2).mean()
+    assert gap > 0.02, float(gap)
+
+
+def test_subtomogram_wedge_needs_refilled_targets():
+    with pytest.raises(InputError, match="refilled"):
+        tiny_config(adv_wedge="subtomogram", consistency_target="generator")

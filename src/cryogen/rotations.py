@@ -27,6 +27,7 @@ __all__ = [
     "EXCLUDED_ROTATIONS",
     "rotate",
     "rotate_inverse",
+    "rotate_box",
     "compose",
     "inverse",
 ]
@@ -134,3 +135,20 @@ def rotate(volume: torch.Tensor, index: int) -> torch.Tensor:
 def rotate_inverse(volume: torch.Tensor, index: int) -> torch.Tensor:
     """Apply the inverse of ``CUBE_ROTATIONS[index]`` (``R^-1``)."""
     return CUBE_ROTATIONS[_INVERSE[index]].apply(volume)
+
+
+def rotate_box(
+    origin: tuple[int, int, int], size: int, extent: int, index: int
+) -> tuple[int, int, int]:
+    """Where a box moves under a rotation of the cube that holds it.
+
+    ``origin`` is the ``(z, y, x)`` corner of a box of edge ``size`` inside a cube of edge
+    ``extent``; the result is its corner in ``rotate(cube, index)``, so that the box of the
+    rotated cube there equals ``rotate(box, index)``.
+    """
+    if not all(0 <= o <= extent - size for o in origin):
+        raise ValueError(f"box at {origin} of edge {size} is not inside a cube of {extent}")
+    r = CUBE_ROTATIONS[index]
+    return tuple(  # type: ignore[return-value]
+        extent - size - origin[p] if f else origin[p] for p, f in zip(r.perm, r.flips, strict=True)
+    )

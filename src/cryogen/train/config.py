@@ -132,6 +132,13 @@ class TrainConfig(BaseModel):
         "random wedge-changing rotation, so that the part of the estimate g filled in (its "
         "missing wedge) is seen; without it E mostly sees what g was given",
     )
+    adv_wedge: Literal["crop", "subtomogram"] = Field(
+        "crop",
+        description="where E's fakes (and real_wedge's reals) get the wedge T_M: on the "
+        "training crop (paper), or on the whole subtomogram, the estimate pasted into the "
+        "refilled one (consistency_target refilled); T_M of a crop differs from a crop of "
+        "T_M, so on crops even the true volume's fakes are told from real data",
+    )
     refill_every: int | None = Field(
         10,
         ge=1,
@@ -250,6 +257,11 @@ class TrainConfig(BaseModel):
             )
         if 2 * self.adv_margin >= self.crop_size:
             raise ValueError(f"adv_margin ({self.adv_margin}) too large for crop {self.crop_size}")
+        if self.adv_wedge == "subtomogram" and self.consistency_target != "refilled":
+            raise ValueError(
+                "adv_wedge 'subtomogram' pastes the estimate into the refilled subtomogram: "
+                "it needs consistency_target 'refilled'"
+            )
         if self.steps is None and self.minutes is None:
             raise ValueError("give a budget: steps or minutes")
         for name in ("betas", "d_betas"):
@@ -464,6 +476,7 @@ _PAPER: dict[str, Any] = {
     "gan_every": 1,
     "adv_source": "generator",
     "adv_rotate": False,
+    "adv_wedge": "crop",
     "consistency_forward": "separate",
     "real_wedge": False,
     "adv_margin": 0,
@@ -493,7 +506,7 @@ PRESETS: dict[str, dict[str, Any]] = {"cpu": _CPU, "paper": _PAPER}
 
 # Fields added after runs were saved without them, with the value that reproduces what
 # those runs did: a saved config (config.json, a checkpoint) lacking one gets this value.
-ADDED_FIELDS: dict[str, Any] = {"sigma_h_schedule": "uniform"}
+ADDED_FIELDS: dict[str, Any] = {"sigma_h_schedule": "uniform", "adv_wedge": "crop"}
 
 
 def saved_config_fill(saved: dict[str, Any]) -> dict[str, Any]:

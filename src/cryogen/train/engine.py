@@ -61,7 +61,7 @@ from torch import nn
 from cryogen import distributed
 from cryogen.device import autocast, pick_device, resolve_amp, setup_threads
 from cryogen.errors import CryogenError, InputError, OutputError
-from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_inverse
+from cryogen.rotations import WEDGE_ROTATIONS, compose, rotate, rotate_box, rotate_inverse
 from cryogen.train.checkpoint import (
     LAST,
     SNAPSHOT_DIR,
@@ -318,6 +318,7 @@ class _Trainer:
         self.iso_round = -1
         self.refill_next = 0
         self.filled: torch.Tensor | None = None
+        self.real_sub: torch.Tensor | None = None  # adv_wedge "subtomogram", real_wedge
         self.stop_requested = False
         self.snapshots: list[Path] = []
         self.last_save = 0.0
@@ -670,7 +671,8 @@ class _Trainer:
             xg = self._g(x_in)  # (B, 1, C, C, C), with gradient
         if gan_step and not from_cons and xg is not None:
             # the paper's fake T_M(R g(y + eps_g)); the data term compares T_M g(y + eps_g)
-            total = total + self._energy_and_data(xg, _rot(xg, rots), y, u, ui, adv_w, row)
+            fake = self._fake(xg, lambda: _rot(xg, rots), idx, offs, rots)
+            total = total + self._energy_and_data(xg, fake, y, idx, offs, u, ui, adv_w, row)
         if lam > 0 or (from_cons and gan_step):
             with torch.no_grad():
                 if refilled:
@@ -698,10 +700,14 @@ class _Trainer:
                 # for g(y), no extra generator pass.  fake = T_M(R x_hat) = T_M(out_rot)
                 # would show E mostly what g was given (its input is T_M of the same
                 # frame); a second rotation R2 brings g's fill into E's view
-                judged = out_rot
+                fake_rots = rots
                 if cfg.adv_rotate and self.use_e:
-                    judged = _rot(out_rot, self._draw_rotations(b))
-                total = total + self._energy_and_data(out, judged, y, u, ui, adv_w, row)
+                    r2 = self._draw_rotations(b)
+                    fake_rots = [compose(a, r) for a, r in zip(r2, rots, strict=True)]
+                    fake = self._fake(out, lambda: _rot(out_rot, r2), idx, offs, fake_rots)
+                else:
+                    fake = self._fake(out, lambda: out_rot, idx, offs, fake_rots)
+                total = total + self._energy_and_data(out, fake, y, idx, offs, u, ui, adv_w, row)
         if total.requires_grad:
             self._check_finite(total)
             self._backward_step(
@@ -710,11 +716,60 @@ class _Trainer:
         row["loss"] = float(total.detach())
         return row
 
+    def _fake(
+        self,
+        est: torch.Tensor,
+        est_rot: Callable[[], torch.Tensor],
+        idx: list[int],
+        offs: list[tuple[int, int, int]],
+        rots: Sequence[int],
+    ) -> torch.Tensor | None:
+        """E's fake for the estimate ``est`` of the crops (with gradient); None without E.
+
+        ``adv_wedge="crop"``: ``T_M`` of ``est_rot()``, the estimate rotated by ``rots``
+        (the paper).  ``"subtomogram"``: each crop's estimate is pasted into its refilled
+        subtomogram, which is rotated by ``rots``, given the subtomogram's wedge, and cut
+        where the crop went; with the true volume this fake is a crop of wedged data, as
+        the real samples are, while ``T_M`` of a crop mixes in the crop's missing wedge.
+        """
+        if not self.use_e:
+            return None
+        if self.cfg.adv_wedge == "crop":
+            return self._tm(est_rot())
+        assert self.filled is not None
+        s, c = self.data.size, self.data.crop_size
+        out = []
+        for b, (i, o, r) in enumerate(zip(idx, offs, rots, strict=True)):
+            base = self.filled[i]
+            inside = base[o[0] : o[0] + c, o[1] : o[1] + c, o[2] : o[2] + c]
+            pad = (o[2], s - c - o[2], o[1], s - c - o[1], o[0], s - c - o[0])
+            full = base + F.pad(est[b, 0].float() - inside, pad)  # gradient inside only
+            wedged = wedge_operator(rotate(full, r)[None, None], self.mask_sub)[0, 0]
+            z, y, x = rotate_box(o, c, s, r)
+            out.append(wedged[z : z + c, y : y + c, x : x + c])
+        return torch.stack(out)[:, None]
+
+    def _real(
+        self, y: torch.Tensor, idx: list[int], offs: list[tuple[int, int, int]]
+    ) -> torch.Tensor:
+        """E's real samples for the crops ``y``, wedged like the fakes with ``real_wedge``."""
+        if not self.cfg.real_wedge:
+            return y
+        if self.cfg.adv_wedge == "crop":
+            return self._tm(y)
+        if self.real_sub is None:  # T_M of each subtomogram, once
+            self.real_sub = torch.stack(
+                [wedge_operator(v[None, None], self.mask_sub)[0, 0] for v in self.data.subtomos]
+            )
+        return self.data.crop(self.real_sub, idx, offs)
+
     def _energy_and_data(
         self,
         est: torch.Tensor,
-        est_rot: torch.Tensor,
+        fake: torch.Tensor | None,
         y: torch.Tensor,
+        idx: list[int],
+        offs: list[tuple[int, int, int]],
         u: float,
         ui: float,
         adv_w: float,
@@ -723,13 +778,13 @@ class _Trainer:
         """Update E on (real, fake) and return g's weighted energy and data terms.
 
         ``est`` is the generator's estimate of the whole crop ``y`` (with gradient) and
-        ``est_rot`` the same rotated by the step's R; the fake is ``T_M(est_rot)``.
+        ``fake`` E's fake made of it (:meth:`_fake`; None without E).
         """
         cfg = self.cfg
         total = torch.zeros((), device=self.device)
         if self.use_e:
-            fake = self._tm(est_rot)
-            real = self._tm(y) if cfg.real_wedge else y
+            assert fake is not None
+            real = self._real(y, idx, offs)
             if cfg.sigma > 0:
                 real = real + cfg.sigma * u * self._randn(real.shape)
             row.update(self._d_update(real, fake, ui))
