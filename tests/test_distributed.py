@@ -63,6 +63,7 @@ BASE = dict(
     adv_start=0.0,
     adv_ramp=0.0,
     adv_weight=0.01,
+    data_weight=1.0,
     gan_every=1,
     checkpoint_every=1000,
     checkpoint_minutes=None,

@@ -35,6 +35,7 @@ TINY = dict(
     adv_start=0.0,
     adv_ramp=0.0,
     adv_weight=0.01,
+    data_weight=1.0,  # off in the cpu preset; on here so that the tests cover it
     checkpoint_every=1000,
     minutes=None,
 )
@@ -89,6 +90,8 @@ def test_config_layers_preset_file_overrides(tmp_path):
     cpu = TrainConfig.from_sources("cpu")
     assert (cpu.method, cpu.refill_every) == ("isonet", 10)
     assert (cpu.grad_clip, cpu.sigma_h_schedule) == (1.0, "rounds")  # measured
+    assert (cpu.adv_weight, cpu.data_weight, cpu.adv_wedge) == (3e-3, 0.0, "crop")  # measured
+    assert (cfg.adv_weight, cfg.data_weight, cfg.adv_wedge) == (1e-3, 1.0, "crop")  # the paper's
     assert TrainConfig.from_sources("cpu", overrides={"method": "cryogen"}).method == "cryogen"
     assert cfg.lr == 2e-4  # file over preset
     assert cfg.batch_size == 3  # override over file; None overrides are ignored
@@ -221,6 +224,7 @@ def test_dataset_normalises_and_crops(volume):
         ("cryogen", "bce", {"adv_source": "generator", "gan_every": 2}),
         ("cryogen", "bce", {"adv_wedge": "subtomogram", "batch_size": 2}),
         ("cryogen", "hinge", {"adv_wedge": "subtomogram", "adv_source": "generator"}),
+        ("cryogen", "bce", {"data_wedge": "subtomogram", "data_margin": 2}),
         ("isonet", "bce", {"rounds": 2, "isonet_noise_start": 0.0, "refill_every": None}),
         ("isonet", "bce", {"rounds": 2, "refill_every": 1}),
     ],
@@ -595,7 +599,8 @@ def test_refill_keeps_measured_data_and_follows_its_schedule(tmp_path, volume, m
 def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
     """adv_wedge="subtomogram": the fake made of the true crop is a crop of the wedged,
     rotated subtomogram, so with no rotation it *is* the real sample; the gradient reaches
-    the estimate.  On the crop (the paper's T_M) the truth's fake is not a real sample."""
+    the estimate; data_wedge="subtomogram" scores the truth zero.  On the crop (the
+    paper's T_M) the truth's fake is not a real sample and its data term is not zero."""
     from cryogen.train.engine import _Trainer
 
     g = torch.Generator().manual_seed(3)
@@ -622,6 +627,16 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
         assert torch.allclose(fake[0, 0], wedged[z : z + c, yy : yy + c, xx : xx + c], atol=1e-4)
     fake.pow(2).sum().backward()
     assert est.grad is not None and float(est.grad.abs().max()) > 0
+    # the data term with T_M on the subtomogram is zero at the truth, on the crop it is not
+    t.use_e = False
+    data = {}
+    for where in ("subtomogram", "crop"):
+        t.cfg.data_wedge, row = where, {}
+        y_crop = t.data.crop(t.data.subtomos, [0], [o])
+        t._energy_and_data(est.detach(), None, y_crop, [0], [o], 1.0, 1.0, 0.0, row)
+        data[where] = row["data"] / float(y_crop.pow(2).mean())
+    assert data["subtomogram"] < 1e-8 and data["crop"] > 0.02, data
+    t.use_e = True
     t.cfg.adv_wedge = "crop"  # the paper's: T_M of the crop
     crop_fake = t._fake(est.detach(), lambda: est.detach(), [0], [o], [identity])
     crop_real = t._real(t.data.crop(t.data.subtomos, [0], [o]), [0], [o])
@@ -629,6 +644,7 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
     assert gap > 0.02, float(gap)
 
 
-def test_subtomogram_wedge_needs_refilled_targets():
+@pytest.mark.parametrize("name", ["adv_wedge", "data_wedge"])
+def test_subtomogram_wedge_needs_refilled_targets(name):
     with pytest.raises(InputError, match="refilled"):
-        tiny_config(adv_wedge="subtomogram", consistency_target="generator")
+        tiny_config(**{name: "subtomogram"}, consistency_target="generator")

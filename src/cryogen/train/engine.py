@@ -736,6 +736,18 @@ class _Trainer:
             return None
         if self.cfg.adv_wedge == "crop":
             return self._tm(est_rot())
+        return self._wedged_in_subtomogram(est, idx, offs, rots)
+
+    def _wedged_in_subtomogram(
+        self,
+        est: torch.Tensor,
+        idx: list[int],
+        offs: list[tuple[int, int, int]],
+        rots: Sequence[int],
+    ) -> torch.Tensor:
+        """Each crop's estimate pasted into its refilled subtomogram, which is rotated by
+        ``rots``, given the subtomogram's wedge ``T_M``, and cut where the crop went
+        (gradient through ``est`` only)."""
         assert self.filled is not None
         s, c = self.data.size, self.data.crop_size
         out = []
@@ -757,7 +769,13 @@ class _Trainer:
             return y
         if self.cfg.adv_wedge == "crop":
             return self._tm(y)
-        if self.real_sub is None:  # T_M of each subtomogram, once
+        return self._wedged_subtomogram_crops(idx, offs)
+
+    def _wedged_subtomogram_crops(
+        self, idx: list[int], offs: list[tuple[int, int, int]]
+    ) -> torch.Tensor:
+        """Crops of ``T_M`` of the measured subtomograms (each wedged once, then kept)."""
+        if self.real_sub is None:
             self.real_sub = torch.stack(
                 [wedge_operator(v[None, None], self.mask_sub)[0, 0] for v in self.data.subtomos]
             )
@@ -796,10 +814,16 @@ class _Trainer:
                 total = total + adv_w * adv
                 row["adv_g"] = float(adv.detach())
         if cfg.data_weight > 0:
-            # ||T_M est - T_M y||^2: with a crop, T_M y is its measured data (a crop of a
-            # wedged volume is not exactly T_M-invariant; comparing with y itself would
-            # penalise even the ideal generator near the crop's faces)
-            data = _margin(self._tm(est - y), cfg.data_margin).pow(2).mean()
+            if cfg.data_wedge == "crop":
+                # ||T_M est - T_M y||^2 on the crop (the paper's): T_M of a crop spreads the
+                # truth's missing wedge into the measured band, so the truth scores > 0
+                diff = self._tm(est - y)
+            else:  # the same with T_M of the subtomogram: zero at the truth
+                ident = [0] * len(idx)  # CUBE_ROTATIONS[0] is the identity
+                diff = self._wedged_in_subtomogram(
+                    est, idx, offs, ident
+                ) - self._wedged_subtomogram_crops(idx, offs)
+            data = _margin(diff, cfg.data_margin).pow(2).mean()
             total = total + cfg.data_weight * data
             row["data"] = float(data.detach())
         return total
