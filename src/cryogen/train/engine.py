@@ -24,6 +24,10 @@ CryoGEN step (per batch of crops ``y``, all losses per-voxel means)
   extra generator pass), and E judges ``T_M(R2 R x_hat)`` with a second random rotation
   ``R2`` (``adv_rotate``): ``T_M(R x_hat)`` alone is mostly the part of the estimate that g
   was given as input, and would leave g's fill unseen.
+* ``T_M`` in the fake and the data term acts on the crop (the paper's, ``adv_wedge`` /
+  ``data_wedge="crop"``), or on the whole subtomogram with the crop's estimate pasted into
+  its refilled one (``"subtomogram"``): ``T_M`` of a crop is not a crop of ``T_M``, so on
+  crops even the true volume's fake is told from real data and its data term is not zero.
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
   ``u ~ U(0, 1]`` drawn per step (appendix A.6).
 
@@ -318,7 +322,7 @@ class _Trainer:
         self.iso_round = -1
         self.refill_next = 0
         self.filled: torch.Tensor | None = None
-        self.real_sub: torch.Tensor | None = None  # adv_wedge "subtomogram", real_wedge
+        self.real_sub: torch.Tensor | None = None  # T_M of each subtomogram, when needed
         self.stop_requested = False
         self.snapshots: list[Path] = []
         self.last_save = 0.0
