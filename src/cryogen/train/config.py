@@ -43,7 +43,7 @@ class TrainConfig(BaseModel):
     method: Literal["cryogen", "isonet"] = Field(
         "isonet",
         description="cryogen: Algorithm 1 of the paper; isonet: IsoNet-style baseline (cpu "
-        "preset default: level with cryogen at 15 CPU minutes, ahead on the prism; paper "
+        "preset default: measured at least as good at 15 CPU minutes; paper "
         "preset: cryogen)",
     )
     preset: Literal["cpu", "paper"] = Field("cpu", description="preset the defaults came from")
@@ -449,9 +449,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 # * lambda kept constant: with Adam a decaying lambda is a decaying learning rate for the
 #   dominant term (25.5 -> 26.4 dB at 300 steps when the decay was removed).
 # * Method isonet (since the second 2026-12-01 session): the IsoNet-style baseline measured
-#   best then; with CryoGEN's fourth-session settings below the two are level over four
-#   15-minute runs (CryoGEN ahead on the sphere by 0.67 dB, behind on the prism by 0.85 dB,
-#   two seeds each), so the default stays.  ``--method cryogen`` trains Algorithm 1.
+#   best then; with CryoGEN's fourth-session settings below CryoGEN is 0.25 dB behind on
+#   average over five 15-minute pairs (sphere +1.70 / -0.35 / -0.89, prism -1.14 / -0.55),
+#   so the default stays.  ``--method cryogen`` trains Algorithm 1.
 # * CryoGEN without the data term (data_weight 0) and with the energy term on (adv_weight
 #   3e-3) since the fourth 2026-12-01 session.  The data term compares T_M of a 64^3 crop
 #   with T_M of the wedged crop; T_M of a crop is not a crop of T_M, so the true volume
