@@ -49,7 +49,9 @@ def subtomograms(name: str, size: int, seed: int) -> tuple[list[torch.Tensor], l
     return xs, ys
 
 
-def accuracy(name: str, scheme: str, steps: int, seed: int) -> tuple[float, float, float]:
+def accuracy(
+    name: str, scheme: str, steps: int, seed: int, rotate_fakes: bool = True
+) -> tuple[float, float, float]:
     cfg = TrainConfig()
     size, crop, margin = cfg.subtomo_size, cfg.crop_size, cfg.adv_margin
     xs, ys = subtomograms(name, size, seed)
@@ -67,7 +69,7 @@ def accuracy(name: str, scheme: str, steps: int, seed: int) -> tuple[float, floa
     def pair() -> tuple[torch.Tensor, torch.Tensor]:
         i, j = int(rng.integers(len(xs))), int(rng.integers(len(xs)))
         o1, o2 = (tuple(int(rng.integers(0, size - crop + 1)) for _ in range(3)) for _ in "ab")
-        r = WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))]
+        r = WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))] if rotate_fakes else 0
         if scheme == "crop":
             real = wedge_operator(cut(ys[i], o1)[None, None], m_crop)[0, 0]
             fake = wedge_operator(rotate(cut(xs[j], o2), r)[None, None], m_crop)[0, 0]
@@ -103,12 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--steps", type=int, default=1200, help="E updates before scoring")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--no-rotate",
+        action="store_true",
+        help="fakes of the truth unrotated (CUBE_ROTATIONS[0]): what is left once E cannot "
+        "tell by orientation",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print(f"{'phantom':8} {'scheme':12} {'accuracy':>8} {'score real':>10} {'score fake':>10}")
     for name in args.phantom:
         for scheme in args.scheme:
-            acc, sr, sf = accuracy(name, scheme, args.steps, args.seed)
+            acc, sr, sf = accuracy(name, scheme, args.steps, args.seed, not args.no_rotate)
             print(f"{name:8} {scheme:12} {acc:8.3f} {sr:10.2f} {sf:10.2f}", flush=True)
     return 0
 

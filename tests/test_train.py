@@ -19,6 +19,7 @@ from cryogen.train import TrainConfig, train
 from cryogen.train.checkpoint import load_checkpoint
 from cryogen.train.config import PRESETS
 from cryogen.train.data import SubtomoDataset, compute_normalisation, sample_origins
+from cryogen.train.engine import build_energy
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
 TINY = dict(
@@ -628,7 +629,7 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
     fake.pow(2).sum().backward()
     assert est.grad is not None and float(est.grad.abs().max()) > 0
     # the data term with T_M on the subtomogram is zero at the truth, on the crop it is not
-    t.use_e = False
+    t.e_on = False  # no E this step: the data term alone
     data = {}
     for where in ("subtomogram", "crop"):
         t.cfg.data_wedge, row = where, {}
@@ -636,7 +637,7 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
         t._energy_and_data(est.detach(), None, y_crop, [0], [o], 1.0, 1.0, 0.0, row)
         data[where] = row["data"] / float(y_crop.pow(2).mean())
     assert data["subtomogram"] < 1e-8 and data["crop"] > 0.02, data
-    t.use_e = True
+    t.e_on = True
     t.cfg.adv_wedge = "crop"  # the paper's: T_M of the crop
     crop_fake = t._fake(est.detach(), lambda: est.detach(), [0], [o], [identity])
     crop_real = t._real(t.data.crop(t.data.subtomos, [0], [o]), [0], [o])
@@ -648,3 +649,26 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
 def test_subtomogram_wedge_needs_refilled_targets(name):
     with pytest.raises(InputError, match="refilled"):
         tiny_config(**{name: "subtomogram"}, consistency_target="generator")
+
+
+def test_energy_model_waits_for_d_start(tmp_path, volume):
+    # d_start 0.5 of 6 steps: E neither learns nor is scored in steps 1-3, then both
+    cfg = tiny_config(steps=6, adv_start=0.5, d_start=0.5)
+    run = tmp_path / "run"
+    train(cfg, [volume], run, progress=False, callback=lambda info: info["step"] == 3)
+    e3 = weights(run / "last.pt", "energy")
+    train(cfg, [volume], run, progress=False, resume=True)
+    e6 = weights(run / "last.pt", "energy")
+    rows = read_rows(run)
+    assert [r["d_loss"] == "" for r in rows] == [True] * 3 + [False] * 3
+    assert all(r["data"] != "" for r in rows)  # the data term does not wait for E
+    torch.manual_seed(cfg.seed + 1)  # the initial E, built as the engine builds it
+    e0 = build_energy(cfg).state_dict()
+    assert e0.keys() == e3.keys()
+    assert all(torch.equal(e0[k], e3[k]) for k in e0)
+    assert any(not torch.equal(e3[k], e6[k]) for k in e3)
+
+
+def test_d_start_after_adv_start_is_refused():
+    with pytest.raises(InputError, match="d_start"):
+        tiny_config(adv_start=0.2, d_start=0.3)

@@ -97,6 +97,13 @@ class TrainConfig(BaseModel):
     adv_ramp: float = Field(
         0.2, ge=0.0, le=1.0, description="progress fraction over which its weight ramps to full"
     )
+    d_start: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="progress fraction at which E starts learning (at most adv_start; "
+        "before it E is neither updated nor evaluated, which saves its cost per step)",
+    )
     data_weight: float = Field(
         0.0,
         ge=0.0,
@@ -274,6 +281,11 @@ class TrainConfig(BaseModel):
                     f"{name} 'subtomogram' pastes the estimate into the refilled subtomogram: "
                     "it needs consistency_target 'refilled'"
                 )
+        if self.d_start > self.adv_start:
+            raise ValueError(
+                f"d_start ({self.d_start}) must not exceed adv_start ({self.adv_start}): "
+                "E must learn before its term acts on g"
+            )
         if self.steps is None and self.minutes is None:
             raise ValueError("give a budget: steps or minutes")
         for name in ("betas", "d_betas"):
@@ -532,6 +544,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "sigma_h_schedule": "uniform",
     "adv_wedge": "crop",
     "data_wedge": "crop",
+    "d_start": 0.0,
 }
 
 

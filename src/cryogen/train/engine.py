@@ -301,6 +301,7 @@ class _Trainer:
         self.g = build_generator(cfg).to(self.device, memory_format=self.fmt)
         torch.manual_seed(cfg.seed + 1)
         self.use_e = cfg.method == "cryogen" and cfg.adv_weight > 0
+        self.e_on = self.use_e  # this step: E learns and judges (from d_start on)
         self.e = build_energy(cfg).to(self.device, memory_format=self.fmt) if self.use_e else None
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
         self.opt_d = (
@@ -666,8 +667,10 @@ class _Trainer:
         adv_w = cfg.adv_weight * cfg.adv_factor(p)
         row.update({"lambda": lam, "adv_weight": adv_w})
         gan_step = self.step % cfg.gan_every == 0
+        # E learns (and makes fakes) from d_start on; before, the step is E-free
+        self.e_on = self.use_e and p >= cfg.d_start
         from_cons = cfg.adv_source == "consistency"
-        need_xg = gan_step and not from_cons and (cfg.data_weight > 0 or self.use_e)
+        need_xg = gan_step and not from_cons and (cfg.data_weight > 0 or self.e_on)
         total = torch.zeros((), device=self.device)
         xg = None
         if need_xg:
@@ -705,7 +708,7 @@ class _Trainer:
                 # would show E mostly what g was given (its input is T_M of the same
                 # frame); a second rotation R2 brings g's fill into E's view
                 fake_rots = rots
-                if cfg.adv_rotate and self.use_e:
+                if cfg.adv_rotate and self.e_on:
                     r2 = self._draw_rotations(b)
                     fake_rots = [compose(a, r) for a, r in zip(r2, rots, strict=True)]
                     fake = self._fake(out, lambda: _rot(out_rot, r2), idx, offs, fake_rots)
@@ -736,7 +739,7 @@ class _Trainer:
         where the crop went; with the true volume this fake is a crop of wedged data, as
         the real samples are, while ``T_M`` of a crop mixes in the crop's missing wedge.
         """
-        if not self.use_e:
+        if not self.e_on:
             return None
         if self.cfg.adv_wedge == "crop":
             return self._tm(est_rot())
@@ -804,7 +807,7 @@ class _Trainer:
         """
         cfg = self.cfg
         total = torch.zeros((), device=self.device)
-        if self.use_e:
+        if self.e_on:
             assert fake is not None
             real = self._real(y, idx, offs)
             if cfg.sigma > 0:
