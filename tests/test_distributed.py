@@ -98,18 +98,18 @@ def schedule(steps: int, batch: int) -> np.ndarray:
     return np.random.default_rng(SCHEDULE_SEED).integers(0, 2**30, size=(steps, batch, 6))
 
 
-def scripted_streams(sched: np.ndarray) -> tuple[ScriptedRNG, ScriptedRNG]:
-    """Crop and step streams that make ``SubtomoDataset.draw`` and the rotations follow
-    ``sched`` ``(steps, b, 6)``: per step ``b`` indices, then ``3 b`` offsets; ``b`` rotations,
-    then ``b`` second rotations."""
-    data, step = [], []
+def scripted_streams(sched: np.ndarray) -> tuple[ScriptedRNG, ScriptedRNG, ScriptedRNG]:
+    """Crop, step and E's streams that make ``SubtomoDataset.draw`` and the rotations follow
+    ``sched`` ``(steps, b, 6)``: per step ``b`` indices, then ``3 b`` offsets; ``b`` rotations
+    (the step's stream), then ``b`` second rotations (E's stream)."""
+    data, step, e_step = [], [], []
     for per_step in sched:
         data += [int(e[0]) for e in per_step]
         for e in per_step:
             data += [int(e[1]), int(e[2]), int(e[3])]
         step += [int(e[4]) for e in per_step]
-        step += [int(e[5]) for e in per_step]
-    return ScriptedRNG(data), ScriptedRNG(step)
+        e_step += [int(e[5]) for e in per_step]
+    return ScriptedRNG(data), ScriptedRNG(step), ScriptedRNG(e_step)
 
 
 def make_trainer(cfg: TrainConfig, vol: np.ndarray, run_dir: Path, ctx=None):
@@ -240,7 +240,7 @@ def _worker_main(mode: str, root: Path) -> None:
         )
         tr = make_trainer(cfg, vol, runs / "eq", ctx)
         sched = schedule(STEPS_EQ, 2)[:, rank : rank + 1]
-        tr.data.rng, tr.rng = scripted_streams(sched)
+        tr.data.rng, tr.rng, tr.e_rng = scripted_streams(sched)
         tr.run(progress=False, callback=None)
         torch.save(both_of(tr), out / f"eq_rank{rank}.pt")
 
@@ -369,12 +369,12 @@ def test_ddp_matches_single_process(job, tmp_path):
     cfg = TrainConfig.from_sources("cpu", overrides={**BASE, **QUIET, "steps": STEPS_EQ})
     ref = make_trainer(cfg.model_copy(update={"batch_size": 2}), vol, tmp_path / "single")
     init = both_of(ref)
-    ref.data.rng, ref.rng = scripted_streams(schedule(STEPS_EQ, 2))
+    ref.data.rng, ref.rng, ref.e_rng = scripted_streams(schedule(STEPS_EQ, 2))
     ref.run(progress=False, callback=None)
     single = both_of(ref)
     # negative control: one process, batch 1, rank 0's crops only
     ctl = make_trainer(cfg.model_copy(update={"batch_size": 1}), vol, tmp_path / "control")
-    ctl.data.rng, ctl.rng = scripted_streams(schedule(STEPS_EQ, 2)[:, :1])
+    ctl.data.rng, ctl.rng, ctl.e_rng = scripted_streams(schedule(STEPS_EQ, 2)[:, :1])
     ctl.run(progress=False, callback=None)
     moved, control = max_diff(single, init), max_diff(single, both_of(ctl))
     diff = max_diff(ranks[0], single)

@@ -443,6 +443,22 @@ def test_resume_upgrades_an_older_losses_header(tmp_path, volume):
     assert len(rows[1]) == len(LOSS_COLUMNS) - 1 and len(rows[4]) == len(LOSS_COLUMNS)
 
 
+def test_resume_a_checkpoint_without_the_energy_models_streams(tmp_path, volume):
+    """A checkpoint written before E's draws had their own streams resumes; those streams
+    then start from the seed, as in a fresh run (the others continue)."""
+    from cryogen.train.checkpoint import save_checkpoint
+
+    cfg = tiny_config(steps=4)
+    train(cfg, [volume], tmp_path / "r", progress=False, callback=lambda i: i["step"] == 2)
+    ck = load_checkpoint(tmp_path / "r" / "last.pt")
+    assert set(ck["rng"]["named_numpy"]) == {"step", "e_step"}
+    del ck["rng"]["named_numpy"]["e_step"], ck["rng"]["named_torch"]["e_noise"]
+    save_checkpoint(tmp_path / "r" / "last.pt", ck)
+    res = train(cfg, [volume], tmp_path / "r", progress=False, resume=True)
+    assert res.step == 4
+    assert [r["step"] for r in read_rows(tmp_path / "r")] == ["1", "2", "3", "4"]
+
+
 def test_ctrl_c_writes_a_checkpoint_and_resumes(tmp_path, volume):
     cfg = tiny_config(steps=4)
     train(cfg, [volume], tmp_path / "full", progress=False)
@@ -672,3 +688,23 @@ def test_energy_model_waits_for_d_start(tmp_path, volume):
 def test_d_start_after_adv_start_is_refused():
     with pytest.raises(InputError, match="d_start"):
         tiny_config(adv_start=0.2, d_start=0.3)
+
+
+def test_cryogen_without_energy_and_data_terms_is_the_isonet_style_method(tmp_path, volume):
+    # CryoGEN's consistency term on refilled targets is the IsoNet-style step: same crops,
+    # rotations and noise (E's draws have their own streams), the loss in the rotated frame
+    # instead of the original one; with E and the data term off the weights are identical
+    base = dict(steps=12, refill_every=4, isonet_noise_start=0.0, rounds=3)
+    iso = tiny_config(method="isonet", **base)
+    cg = tiny_config(method="cryogen", adv_weight=0.0, data_weight=0.0, **base)
+    assert cg.sigma_h == iso.isonet_noise_max and cg.sigma_h_schedule == "rounds"
+    train(iso, [volume], tmp_path / "iso", progress=False)
+    train(cg, [volume], tmp_path / "cg", progress=False)
+    assert_same_state(weights(tmp_path / "iso" / "last.pt"), weights(tmp_path / "cg" / "last.pt"))
+    # and with E on, the IsoNet-style run's crops, rotations and consistency noise stay
+    cge = tiny_config(method="cryogen", adv_start=0.5, **base)
+    train(cge, [volume], tmp_path / "cge", progress=False)
+    noise = [[r["noise"] for r in read_rows(tmp_path / d)] for d in ("iso", "cge")]
+    assert noise[0] == noise[1] and float(noise[0][-1]) > 0
+    a, b = weights(tmp_path / "iso" / "last.pt"), weights(tmp_path / "cge" / "last.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # E's term changed the weights

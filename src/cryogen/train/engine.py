@@ -274,10 +274,15 @@ class _Trainer:
         import random
 
         random.seed(cfg.seed)
-        ss_data, ss_step, ss_noise = np.random.SeedSequence(cfg.seed).spawn(3)
+        # E's draws (and the data term's) have their own streams, so that the crops,
+        # rotations and consistency noise of a CryoGEN run are those of an IsoNet-style run
+        # with the same seed: with E and the data term off the two train the same weights
+        ss_data, ss_step, ss_noise, ss_estep, ss_enoise = np.random.SeedSequence(cfg.seed).spawn(5)
         rank = self.dist.rank
         if rank > 0:  # own crops, rotations and noise per rank; same subtomograms (ss_data)
-            ss_crop, ss_step, ss_noise = distributed.rank_seed_sequence(cfg.seed, rank).spawn(3)
+            ss_crop, ss_step, ss_noise, ss_estep, ss_enoise = distributed.rank_seed_sequence(
+                cfg.seed, rank
+            ).spawn(5)
         norm = Normalisation.from_dict(ckpt["normalisation"]) if ckpt else None
         if norm is None and not cfg.normalise:
             norm = Normalisation(0.0, 1.0)
@@ -296,6 +301,8 @@ class _Trainer:
             self.data.rng = np.random.default_rng(ss_crop)
         self.rng = np.random.default_rng(ss_step)
         self.noise_gen = torch.Generator().manual_seed(int(ss_noise.generate_state(1)[0]))
+        self.e_rng = np.random.default_rng(ss_estep)
+        self.e_noise_gen = torch.Generator().manual_seed(int(ss_enoise.generate_state(1)[0]))
 
         self.fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         self.g = build_generator(cfg).to(self.device, memory_format=self.fmt)
@@ -428,7 +435,7 @@ class _Trainer:
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "scaler_g": self.scaler_g.state_dict(),
             "scaler_d": self.scaler_d.state_dict(),
-            "rng": capture_rng_state({"step": self.rng}, {"noise": self.noise_gen}),
+            "rng": capture_rng_state(*self._streams()),
             "data": self.data.state_dict(),
             "isonet": {
                 "round": self.iso_round,
@@ -449,7 +456,7 @@ class _Trainer:
         self.scaler_g.load_state_dict(ckpt["scaler_g"])
         self.scaler_d.load_state_dict(ckpt["scaler_d"])
         self.data.load_state_dict(ckpt["data"])
-        restore_rng_state(ckpt["rng"], {"step": self.rng}, {"noise": self.noise_gen})
+        restore_rng_state(ckpt["rng"], *self._streams(ckpt["rng"]))
         self.step = int(ckpt["step"])
         self._restore_rank_rng(ckpt)
         self.elapsed = float(ckpt["elapsed_s"])
@@ -461,9 +468,22 @@ class _Trainer:
         self.filled = None if filled is None else filled.to(self.device)
         logger.info("resumed %s at step %d (%.1f s)", self.run_dir, self.step, self.elapsed)
 
+    def _streams(
+        self, saved: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.random.Generator], dict[str, torch.Generator]]:
+        """The named random streams of a step, for :func:`capture_rng_state`; with
+        ``saved`` (a captured state) only those it holds: a checkpoint written before E had
+        its own streams leaves them as the seed made them."""
+        nps = {"step": self.rng, "e_step": self.e_rng}
+        ts = {"noise": self.noise_gen, "e_noise": self.e_noise_gen}
+        if saved is not None:
+            nps = {k: g for k, g in nps.items() if k in saved["named_numpy"]}
+            ts = {k: g for k, g in ts.items() if k in saved["named_torch"]}
+        return nps, ts
+
     def _rank_rng(self) -> dict[str, Any]:
         return {
-            "rng": capture_rng_state({"step": self.rng}, {"noise": self.noise_gen}),
+            "rng": capture_rng_state(*self._streams()),
             "crops": self.data.rng.bit_generator.state,
         }
 
@@ -474,15 +494,17 @@ class _Trainer:
         if rank < len(states):
             if rank > 0:
                 st = states[rank]
-                restore_rng_state(st["rng"], {"step": self.rng}, {"noise": self.noise_gen})
+                restore_rng_state(st["rng"], *self._streams(st["rng"]))
                 self.data.rng.bit_generator.state = st["crops"]
         elif rank > 0:
-            ss_crop, ss_step, ss_noise = distributed.rank_seed_sequence(
+            ss_crop, ss_step, ss_noise, ss_estep, ss_enoise = distributed.rank_seed_sequence(
                 self.cfg.seed, rank, self.step
-            ).spawn(3)
+            ).spawn(5)
             self.data.rng = np.random.default_rng(ss_crop)
             self.rng = np.random.default_rng(ss_step)
             self.noise_gen.manual_seed(int(ss_noise.generate_state(1)[0]))
+            self.e_rng = np.random.default_rng(ss_estep)
+            self.e_noise_gen.manual_seed(int(ss_enoise.generate_state(1)[0]))
             torch.manual_seed(distributed.rank_seed(self.cfg.seed + 2, rank, self.step))
         old = int(ckpt.get("world_size", 1))
         if old != self.dist.world_size and self.dist.is_main:
@@ -530,15 +552,20 @@ class _Trainer:
         return cfg.minutes is not None and self.elapsed >= 60.0 * cfg.minutes
 
     # ------------------------------------------------------------------ numerics
-    def _randn(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
-        return torch.randn(shape, generator=self.noise_gen).to(self.device)
+    def _randn(self, shape: torch.Size | tuple[int, ...], *, e: bool = False) -> torch.Tensor:
+        """Standard normal noise from the consistency stream, or with ``e`` from E's."""
+        gen = self.e_noise_gen if e else self.noise_gen
+        return torch.randn(shape, generator=gen).to(self.device)
 
-    def _draw_rotations(self, n: int) -> list[int]:
-        """``n`` rotations drawn from the 20 wedge-changing ones (the step's RNG stream)."""
-        return [WEDGE_ROTATIONS[int(self.rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(n)]
+    def _draw_rotations(self, n: int, *, e: bool = False) -> list[int]:
+        """``n`` rotations drawn from the 20 wedge-changing ones (the step's stream, or
+        with ``e`` E's)."""
+        rng = self.e_rng if e else self.rng
+        return [WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(n)]
 
-    def _u(self) -> float:
-        return 1.0 - float(self.rng.random())  # U(0, 1]
+    def _u(self, *, e: bool = False) -> float:
+        """``u ~ U(0, 1]`` from the step's stream, or with ``e`` from E's."""
+        return 1.0 - float((self.e_rng if e else self.rng).random())
 
     def _g(self, x: torch.Tensor) -> torch.Tensor:
         # DDP only where a backward pass follows; g' (no grad) is the plain module
@@ -618,8 +645,8 @@ class _Trainer:
         for _ in range(cfg.d_steps):
             r, f = real.detach(), fake.detach()
             if cfg.instance_noise > 0:
-                r = r + cfg.instance_noise * ui * self._randn(r.shape)
-                f = f + cfg.instance_noise * ui * self._randn(f.shape)
+                r = r + cfg.instance_noise * ui * self._randn(r.shape, e=True)
+                f = f + cfg.instance_noise * ui * self._randn(f.shape, e=True)
             r, f = _margin(r, cfg.adv_margin), _margin(f, cfg.adv_margin)
             penalty = torch.zeros((), device=self.device)
             if cfg.r1_weight > 0:
@@ -632,7 +659,7 @@ class _Trainer:
             s_fake = self._e(f)
             loss = _d_loss(cfg.adv_loss, s_real, s_fake)
             if cfg.adv_loss == "wgan-gp" and cfg.gp_weight > 0:
-                alpha = torch.rand((r.shape[0], 1, 1, 1, 1), generator=self.noise_gen)
+                alpha = torch.rand((r.shape[0], 1, 1, 1, 1), generator=self.e_noise_gen)
                 x_hat = alpha.to(self.device) * r.detach() + (1 - alpha.to(self.device)) * f
                 x_hat.requires_grad_(True)
                 s_hat = self._e(x_hat, amp=False)
@@ -661,8 +688,9 @@ class _Trainer:
                 row["round"] = float(self.iso_round)
         idx, offs = self.data.draw(b)
         y = self.data.crop(self.data.subtomos, idx, offs)  # (B, 1, C, C, C)
-        u, ug, uh, ui = (self._u() for _ in range(4))
+        uh = self._u()  # the consistency noise's u, drawn where the IsoNet-style step draws its
         rots = self._draw_rotations(b)
+        u, ug, ui = (self._u(e=True) for _ in range(3))  # E's and the data term's
         lam = cfg.lambda_at(p)
         adv_w = cfg.adv_weight * cfg.adv_factor(p)
         row.update({"lambda": lam, "adv_weight": adv_w})
@@ -674,7 +702,7 @@ class _Trainer:
         total = torch.zeros((), device=self.device)
         xg = None
         if need_xg:
-            x_in = y + cfg.sigma_g * ug * self._randn(y.shape) if cfg.sigma_g > 0 else y
+            x_in = y + cfg.sigma_g * ug * self._randn(y.shape, e=True) if cfg.sigma_g > 0 else y
             xg = self._g(x_in)  # (B, 1, C, C, C), with gradient
         if gan_step and not from_cons and xg is not None:
             # the paper's fake T_M(R g(y + eps_g)); the data term compares T_M g(y + eps_g)
@@ -709,7 +737,7 @@ class _Trainer:
                 # frame); a second rotation R2 brings g's fill into E's view
                 fake_rots = rots
                 if cfg.adv_rotate and self.e_on:
-                    r2 = self._draw_rotations(b)
+                    r2 = self._draw_rotations(b, e=True)
                     fake_rots = [compose(a, r) for a, r in zip(r2, rots, strict=True)]
                     fake = self._fake(out, lambda: _rot(out_rot, r2), idx, offs, fake_rots)
                 else:
@@ -811,12 +839,12 @@ class _Trainer:
             assert fake is not None
             real = self._real(y, idx, offs)
             if cfg.sigma > 0:
-                real = real + cfg.sigma * u * self._randn(real.shape)
+                real = real + cfg.sigma * u * self._randn(real.shape, e=True)
             row.update(self._d_update(real, fake, ui))
             if adv_w > 0:
                 f = fake
                 if cfg.instance_noise > 0:
-                    f = f + cfg.instance_noise * ui * self._randn(f.shape)
+                    f = f + cfg.instance_noise * ui * self._randn(f.shape, e=True)
                 adv = _g_adv(cfg.adv_loss, self._e(_margin(f, cfg.adv_margin)))
                 total = total + adv_w * adv
                 row["adv_g"] = float(adv.detach())
