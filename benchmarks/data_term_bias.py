@@ -9,7 +9,9 @@ in (the corrupted data normalised to mean 0, std 1), next to the missing-wedge e
 the crop itself (``mean((crop x - crop y)^2)``, the error of the corrupted input) and the
 same floor with ``data_margin`` voxels cut from each face.  ``--taper T`` multiplies the
 crop by a cosine taper ``T`` voxels wide at every face before ``T_M`` (a smooth window
-instead of the crop's hard edges), to see whether the floor comes from the edges.
+instead of the crop's hard edges), to see whether the floor comes from the edges;
+``--highpass K`` keeps only spatial frequencies ``|k| >= K`` (cycles per voxel) in both the
+floor and the signal, to see whether it comes from low frequencies.
 
 Example::
 
@@ -54,12 +56,17 @@ def crop_floor(
     tilt_max: float,
     seed: int,
     taper: int = 0,
+    highpass: float = 0.0,
 ) -> dict[str, float]:
     """Mean over ``n`` random crops of the data term at the truth (per margin) and of the
     crop's missing-wedge energy."""
     corrupted = [apply_missing_wedge(c, tilt_min, tilt_max) for c in clean]
     norm = compute_normalisation(corrupted)
     mask = missing_wedge_mask((crop, crop, crop), tilt_min, tilt_max)
+    if highpass > 0:
+        f, fr = torch.fft.fftfreq(crop), torch.fft.rfftfreq(crop)
+        kz, ky, kx = torch.meshgrid(f, f, fr, indexing="ij")
+        mask = mask * ((kz**2 + ky**2 + kx**2).sqrt() >= highpass).to(mask.dtype)
     window = taper_window(crop, taper)
     rng = np.random.default_rng(seed)
     floors: dict[int, list[float]] = {m: [] for m in margins}
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tilt-max", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--taper", type=int, default=0, help="cosine taper width at each face")
+    ap.add_argument("--highpass", type=float, default=0.0, help="keep |k| >= this only")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     cols = [f"floor_margin{m}" for m in args.margins] + ["wedge_energy", "floor/signal"]
@@ -109,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             args.tilt_max,
             args.seed,
             args.taper,
+            args.highpass,
         )
         print(f"{name:8} " + " ".join(f"{r[c]:15.4f}" for c in cols))
     return 0
