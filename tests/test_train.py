@@ -702,7 +702,7 @@ def test_cryogen_without_energy_and_data_terms_is_the_isonet_style_method(tmp_pa
     train(cg, [volume], tmp_path / "cg", progress=False)
     assert_same_state(weights(tmp_path / "iso" / "last.pt"), weights(tmp_path / "cg" / "last.pt"))
     # and with E on, the IsoNet-style run's crops, rotations and consistency noise stay
-    cge = tiny_config(method="cryogen", adv_start=0.5, **base)
+    cge = tiny_config(method="cryogen", adv_start=0.5, data_weight=0.0, **base)
     train(cge, [volume], tmp_path / "cge", progress=False)
     noise = [[r["noise"] for r in read_rows(tmp_path / d)] for d in ("iso", "cge")]
     assert noise[0] == noise[1] and float(noise[0][-1]) > 0
