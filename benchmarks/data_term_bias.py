@@ -24,18 +24,10 @@ import argparse
 
 import numpy as np
 import torch
+from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
-from cryogen.phantoms import prism_set, sphere
 from cryogen.train.data import compute_normalisation
-from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
-
-
-def clean_volumes(name: str, seed: int) -> list[torch.Tensor]:
-    if name == "sphere":
-        return [sphere(140)]
-    if name == "prism":
-        return list(prism_set(10, 96, 20.0, seed=seed))
-    raise SystemExit(f"unknown phantom {name}")
+from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 
 def taper_window(crop: int, width: int) -> torch.Tensor:
@@ -49,6 +41,7 @@ def taper_window(crop: int, width: int) -> torch.Tensor:
 
 def crop_floor(
     clean: list[torch.Tensor],
+    corrupted: list[torch.Tensor],
     crop: int,
     n: int,
     margins: tuple[int, ...],
@@ -59,8 +52,7 @@ def crop_floor(
     highpass: float = 0.0,
 ) -> dict[str, float]:
     """Mean over ``n`` random crops of the data term at the truth (per margin) and of the
-    crop's missing-wedge energy."""
-    corrupted = [apply_missing_wedge(c, tilt_min, tilt_max) for c in clean]
+    crop's missing-wedge energy (``corrupted``: ``clean`` with the tilt range's wedge)."""
     norm = compute_normalisation(corrupted)
     mask = missing_wedge_mask((crop, crop, crop), tilt_min, tilt_max)
     if highpass > 0:
@@ -108,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     cols = [f"floor_margin{m}" for m in args.margins] + ["wedge_energy", "floor/signal"]
     print(f"{'phantom':8} " + " ".join(f"{c:>15}" for c in cols))
     for name in args.phantom:
+        clean, corrupted = phantom_data(name, args.tilt_min, args.tilt_max, args.seed)
         r = crop_floor(
-            clean_volumes(name, args.seed),
+            [torch.from_numpy(v) for v in clean],
+            [torch.from_numpy(v) for v in corrupted],
             args.crop,
             args.crops,
             tuple(args.margins),

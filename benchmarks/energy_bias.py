@@ -23,21 +23,22 @@ import argparse
 
 import numpy as np
 import torch
+from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
-from cryogen.phantoms import prism_set, sphere
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box
 from cryogen.train import TrainConfig
 from cryogen.train.data import compute_normalisation
 from cryogen.train.engine import _d_loss, build_energy
-from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
+from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 
 def subtomograms(name: str, size: int, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Clean and corrupted subtomograms of edge ``size`` (ten per phantom), normalised
     like the engine's data (the corrupted volumes' mean and std)."""
     rng = np.random.default_rng(seed)
-    clean = [sphere(140)] if name == "sphere" else list(prism_set(10, size, 20.0, seed=seed))
-    corrupted = [apply_missing_wedge(c, -60, 60) for c in clean]
+    clean_np, corrupted_np = phantom_data(name, -60.0, 60.0, seed)  # the prisms are 96^3
+    clean = [torch.from_numpy(v) for v in clean_np]
+    corrupted = [torch.from_numpy(v) for v in corrupted_np]
     norm = compute_normalisation(corrupted)
     xs, ys = [], []
     for k in range(10):  # the ten prisms whole; ten random subtomograms of the sphere

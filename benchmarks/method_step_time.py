@@ -21,9 +21,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cryogen.phantoms import prism_set
+from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
+
 from cryogen.train import TrainConfig, train
-from cryogen.wedge import apply_missing_wedge
 
 VARIANTS: dict[str, dict[str, object]] = {
     "isonet": {"method": "isonet"},
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="runs per variant, interleaved")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args(argv)
-    clean = list(prism_set(10, 96, 20.0, seed=0))
-    volumes = [apply_missing_wedge(c, -60.0, 60.0).numpy() for c in clean]
+    _, volumes = phantom_data("prism", -60.0, 60.0, 0)
     times: dict[str, dict[str, list[float]]] = {
         v: {"before": [], "after": []} for v in args.variants
     }
