@@ -299,10 +299,7 @@ class _Trainer:
         )
         if rank > 0:
             self.data.rng = np.random.default_rng(ss_crop)
-        self.rng = np.random.default_rng(ss_step)
-        self.noise_gen = torch.Generator().manual_seed(int(ss_noise.generate_state(1)[0]))
-        self.e_rng = np.random.default_rng(ss_estep)
-        self.e_noise_gen = torch.Generator().manual_seed(int(ss_enoise.generate_state(1)[0]))
+        self._seed_streams(ss_step, ss_noise, ss_estep, ss_enoise)
 
         self.fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         self.g = build_generator(cfg).to(self.device, memory_format=self.fmt)
@@ -468,6 +465,15 @@ class _Trainer:
         self.filled = None if filled is None else filled.to(self.device)
         logger.info("resumed %s at step %d (%.1f s)", self.run_dir, self.step, self.elapsed)
 
+    def _seed_streams(self, *seqs: np.random.SeedSequence) -> None:
+        """The step's rotations and ``u``s, its consistency noise, and E's draws and noise,
+        from four seed sequences."""
+        ss_step, ss_noise, ss_estep, ss_enoise = seqs
+        self.rng = np.random.default_rng(ss_step)
+        self.noise_gen = torch.Generator().manual_seed(int(ss_noise.generate_state(1)[0]))
+        self.e_rng = np.random.default_rng(ss_estep)
+        self.e_noise_gen = torch.Generator().manual_seed(int(ss_enoise.generate_state(1)[0]))
+
     def _streams(
         self, saved: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.random.Generator], dict[str, torch.Generator]]:
@@ -501,10 +507,7 @@ class _Trainer:
                 self.cfg.seed, rank, self.step
             ).spawn(5)
             self.data.rng = np.random.default_rng(ss_crop)
-            self.rng = np.random.default_rng(ss_step)
-            self.noise_gen.manual_seed(int(ss_noise.generate_state(1)[0]))
-            self.e_rng = np.random.default_rng(ss_estep)
-            self.e_noise_gen.manual_seed(int(ss_enoise.generate_state(1)[0]))
+            self._seed_streams(ss_step, ss_noise, ss_estep, ss_enoise)
             torch.manual_seed(distributed.rank_seed(self.cfg.seed + 2, rank, self.step))
         old = int(ckpt.get("world_size", 1))
         if old != self.dist.world_size and self.dist.is_main:
