@@ -191,6 +191,26 @@ def test_a_crash_keeps_what_was_finished(tmp_path, monkeypatch):
     assert (tmp_path / "b" / "figure_isonet.png").is_file()
 
 
+def test_tta_predicts_both_methods_with_the_rotation_average(tmp_path):
+    """``--tta``: the written predictions are ``predict_volume(..., tta=True)`` of each
+    method's final checkpoint, and results.md says so."""
+    from cryogen.predict import load_model, predict_volume
+
+    settings = BenchmarkSettings(
+        "sphere", steps=2, size=32, overrides=TINY_OVERRIDES, curve_points=1, tta=True
+    )
+    res = run_benchmark(settings, tmp_path / "b")
+    assert res["settings"]["tta"] is True
+    corrupted = read_mrc(tmp_path / "b" / "volumes/corrupted.mrc")
+    for m in ("isonet", "cryogen"):
+        model = load_model(tmp_path / "b" / "runs" / m, "cpu")
+        ref = predict_volume(model, corrupted, tile=model.crop_size, overlap=4, tta=True)
+        np.testing.assert_allclose(
+            read_mrc(tmp_path / "b" / f"volumes/{m}.mrc"), ref, rtol=1e-5, atol=1e-5
+        )
+    assert "`--tta`" in (tmp_path / "b" / "results.md").read_text()
+
+
 # ------------------------------------------------------------------------------ bad options
 @pytest.mark.parametrize(
     "args, needles",

@@ -613,3 +613,65 @@ def test_load_model_of_a_saved_checkpoint_streams_like_the_model_in_memory(tmp_p
     got, _, _ = read_mrc(tmp_path / "o.mrc")
     ref = predict_volume(model, x, overlap=4)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))
+
+
+# ------------------------------------------------------------------- test-time augmentation
+@pytest.mark.parametrize("tilt", [(-60.0, 60.0), (-54.0, 62.0)])
+def test_tta_is_the_mean_over_the_wedge_symmetries_and_commutes_with_them(tilt):
+    """With one tile covering the volume, ``tta`` equals the explicit mean of
+    ``R^-1 g(R y)`` over the rotations that keep the wedge, and the result turns with its
+    input under each of them: ``f(R y) = R f(y)``, which no single pass of a random network
+    does."""
+    from cryogen.rotations import rotate, rotate_inverse
+    from cryogen.wedge import wedge_symmetries
+
+    cfg = tiny_config()
+    x = torch.from_numpy(wedged((16, 16, 16), seed=4))
+    model = make_model(random_generator(cfg), mean=float(x.mean()), std=float(x.std()), tilt=tilt)
+    rots = wedge_symmetries(*tilt)
+
+    def plain(v):
+        return torch.from_numpy(predict_volume(model, v.contiguous(), overlap=0))
+
+    def tta(v):
+        return torch.from_numpy(predict_volume(model, v.contiguous(), overlap=0, tta=True))
+
+    ref = torch.stack([rotate_inverse(plain(rotate(x, i)), i) for i in rots]).mean(0)
+    out = tta(x)
+    scale = float(out.abs().max())
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6 * scale)
+    for i in rots[1:]:
+        torch.testing.assert_close(tta(rotate(x, i)), rotate(out, i), rtol=1e-5, atol=1e-6 * scale)
+        assert not torch.allclose(plain(rotate(x, i)), rotate(plain(x), i), atol=1e-3 * scale)
+
+
+@pytest.mark.parametrize("shape", [(33, 34, 35), (9, 31, 14)])
+def test_tta_streaming_equals_predict_volume(shape):
+    """Overlapping tiles, streamed along the longest axis (tiles permuted to the view): the
+    rotation average is taken in the volume's frame, so streaming equals in memory, and it
+    differs from the plain prediction."""
+    cfg = tiny_config()
+    x = wedged(shape, seed=2)
+    model = make_model(random_generator(cfg), mean=float(x.mean()), std=float(x.std()))
+    ref = predict_volume(model, x, overlap=4, tta=True)
+    out = np.zeros_like(x)
+    predict_stream(model, x, out, overlap=4, batch_size=2, tta=True)
+    scale = float(np.abs(ref).max())
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6 * scale)
+    plain = predict_volume(model, x, overlap=4)
+    assert float(np.abs(plain - ref).max()) > 1e-3 * scale
+
+
+def test_cli_tta_writes_the_rotation_average(tmp_path, app, checkpoint):
+    x = wedged((14, 24, 20))
+    write_mrc(tmp_path / "t.mrc", x, voxel=2.5)
+    res = invoke(
+        app,
+        ["predict", checkpoint, tmp_path / "t.mrc", "-o", tmp_path / "o.mrc", "--tta",
+         "--device", "cpu", "--quiet"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out, voxel, _ = read_mrc(tmp_path / "o.mrc")
+    ref = predict_volume(load_model(checkpoint, "cpu"), x, overlap=4, tta=True)
+    assert voxel == pytest.approx(2.5)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))

@@ -96,3 +96,18 @@ def test_rotate_box_finds_the_rotated_box(i):
 def test_rotate_box_refuses_a_box_outside_the_cube():
     with pytest.raises(ValueError, match="not inside"):
         rotate_box((0, 0, 5), 4, 8, 1)
+
+
+def test_rotation_mean_of_an_equivariant_function_is_the_function():
+    """``mean_R R^-1 f(R v) = f(v)`` when f commutes with every rotation (here: a voxelwise
+    function); a function that does not (a shift along z) is changed; no rotation is an error."""
+    from cryogen.rotations import rotation_mean
+
+    v = torch.randn(2, 1, 6, 6, 6, generator=torch.Generator().manual_seed(0))
+    square = lambda t: t * t  # noqa: E731
+    torch.testing.assert_close(rotation_mean(square, v, range(24)), v * v)
+    shift = lambda t: torch.roll(t, 1, dims=-3)  # noqa: E731
+    assert not torch.allclose(rotation_mean(shift, v, (0, 2)), shift(v))  # 2 flips z
+    torch.testing.assert_close(rotation_mean(shift, v, (0,)), shift(v))
+    with pytest.raises(ValueError, match="at least one"):
+        rotation_mean(square, v, ())

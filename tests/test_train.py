@@ -613,6 +613,43 @@ def test_refill_keeps_measured_data_and_follows_its_schedule(tmp_path, volume, m
     assert t.iso_round == 2 and all(not torch.equal(t.filled[i], y[i]) for i in range(len(y)))
 
 
+@pytest.mark.parametrize("tilt", [(-60.0, 60.0), (-54.0, 62.0)])
+def test_refill_tta_fills_the_wedge_with_the_rotation_average(tmp_path, volume, tilt):
+    """refill_tta: the wedge of a refilled subtomogram holds the mean of R^-1 g(R y) over
+    the rotations that keep the wedge; the measured data stay; and it is not g(y)."""
+    from cryogen.rotations import rotate, rotate_inverse
+    from cryogen.train.engine import _Trainer
+    from cryogen.wedge import wedge_symmetries
+
+    filled = {}
+    for tta in (False, True):
+        cfg = tiny_config(
+            steps=4, refill_every=1, refill_tta=tta, tilt_min=tilt[0], tilt_max=tilt[1]
+        )
+        t = _Trainer(
+            cfg, [volume], tmp_path / f"r{tta}", voxel_size=1.0, masks=None, resume=False,
+            overwrite=False,
+        )  # fmt: skip
+        torch.manual_seed(1)
+        with torch.no_grad():  # a generator that is not the identity (its head starts at zero)
+            for q in t.g.parameters():
+                q.add_(0.3 * torch.randn_like(q))
+        t.filled = t.data.subtomos.clone()
+        t._refill_one(0)
+        y = t.data.subtomos[0][None, None]
+        with torch.no_grad():
+            gys = [
+                rotate_inverse(t._g(rotate(y, r).contiguous()), r) for r in wedge_symmetries(*tilt)
+            ]
+        gy = torch.stack(gys).mean(0) if tta else gys[0]
+        ref = (wedge_operator(y - gy, t.mask_sub) + gy)[0, 0]
+        torch.testing.assert_close(t.filled[0], ref, rtol=1e-5, atol=1e-5)
+        diff = (t.filled[0] - y[0, 0])[None, None]
+        assert float(wedge_operator(diff, t.mask_sub).abs().max()) < 1e-4
+        filled[tta] = t.filled[0]
+    assert float((filled[True] - filled[False]).abs().max()) > 1e-3
+
+
 def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path):
     """adv_wedge="subtomogram": the fake made of the true crop is a crop of the wedged,
     rotated subtomogram, so with no rotation it *is* the real sample; the gradient reaches

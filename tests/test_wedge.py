@@ -130,3 +130,28 @@ def test_bad_ranges(bad):
 def test_mask_shape_mismatch():
     with pytest.raises(ValueError, match="does not match"):
         wedge_operator(torch.zeros(8, 8, 8), missing_wedge_mask((8, 8, 10)))
+
+
+# ------------------------------------------------------------------------------ symmetries
+@pytest.mark.parametrize(
+    "tilt, expected",
+    [((-60.0, 60.0), 4), ((-45.0, 45.0), 4), ((-54.0, 62.0), 2), ((0.0, 60.0), 2)],
+)
+def test_wedge_symmetries_are_the_rotations_that_keep_wedged_data_wedged(tilt, expected):
+    """A rotation is returned iff it maps every volume with the wedge to one with the same
+    wedge (``T_M R T_M x = R T_M x``), on even and odd grids; the identity comes first."""
+    from cryogen.rotations import CUBE_ROTATIONS, EXCLUDED_ROTATIONS
+    from cryogen.wedge import wedge_symmetries
+
+    sym = wedge_symmetries(*tilt)
+    assert len(sym) == expected and sym[0] == 0
+    if tilt[0] == -tilt[1]:  # symmetric: the four rotations the paper leaves out of training
+        assert sym == EXCLUDED_ROTATIONS
+    g = torch.Generator().manual_seed(3)
+    for n in (16, 17):
+        mask = missing_wedge_mask((n, n, n), *tilt)
+        y = wedge_operator(torch.randn(n, n, n, generator=g, dtype=torch.float64), mask)
+        for i, r in enumerate(CUBE_ROTATIONS):
+            ry = r.apply(y)
+            keeps = torch.allclose(wedge_operator(ry, mask), ry, atol=1e-10)
+            assert keeps == (i in sym), (n, i, r)

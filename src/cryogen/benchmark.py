@@ -508,15 +508,19 @@ def score_volumes(
 
 
 def predict_volumes(
-    model: Any, volumes: Sequence[np.ndarray | torch.Tensor], *, tile: int | None = None
+    model: Any,
+    volumes: Sequence[np.ndarray | torch.Tensor],
+    *,
+    tile: int | None = None,
+    tta: bool = False,
 ) -> list[np.ndarray]:
     """Predict every volume with :func:`cryogen.predict.predict_volume` (tiles of the training
-    crop, as ``cryogen predict``; overlap ``min(16, tile // 4)``)."""
+    crop, as ``cryogen predict``; overlap ``min(16, tile // 4)``; ``tta`` as its ``--tta``)."""
     from cryogen.predict import predict_volume
 
     roi = int(tile or model.crop_size)
     overlap = min(16, roi // 4)
-    return [predict_volume(model, v, tile=roi, overlap=overlap) for v in volumes]
+    return [predict_volume(model, v, tile=roi, overlap=overlap, tta=tta) for v in volumes]
 
 
 def time_to_quality(
@@ -653,6 +657,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"included); mean over {results.get('n_volumes', 1)} volume(s). Resolutions: FSC = 0.5 "
         "against the truth, in cones of 30 deg around kz (res_z) and kx (res_x)."
     )
+    if s.get("tta"):
+        lines.append(
+            "- Predictions of both methods averaged over the rotations that keep the wedge "
+            "(`--tta`)."
+        )
     lines.append("")
     keys = list(TABLE_METRICS)
     lines.append("| | " + " | ".join(TABLE_METRICS[k][0] for k in keys) + " | steps | minutes |")
@@ -764,6 +773,8 @@ class BenchmarkSettings:
     ``minutes`` is the wall-clock training budget per method; ``steps`` (tests) replaces it by
     a step budget.  ``overrides`` are ``TrainConfig`` fields applied to both methods last.
     ``curve_points`` is about the number of checkpoints per method for the PSNR-time curve.
+    ``tta`` predicts (every checkpoint of both methods) with the rotation average of
+    ``cryogen predict --tta``.
     """
 
     case: str
@@ -780,6 +791,7 @@ class BenchmarkSettings:
     preset: str = "cpu"
     overrides: dict[str, Any] = field(default_factory=dict)
     curve_points: int = 10
+    tta: bool = False
 
     def check(self) -> None:
         """Raise ``InputError`` (one line) on options that cannot work."""
@@ -1076,7 +1088,7 @@ def run_benchmark(
         for k, snap in enumerate(snaps):
             model = load_model(snap, cfg.device)
             step, minutes = _snapshot_minutes(snap)
-            preds = predict_volumes(model, corrupted_np)
+            preds = predict_volumes(model, corrupted_np, tta=s.tta)
             last = k == len(snaps) - 1
             sc = score_volumes(
                 preds,
@@ -1104,7 +1116,7 @@ def run_benchmark(
         save()
         if final_preds is None:  # no snapshot (cannot happen: train saves one at the end)
             final_model = load_model(run_dir, cfg.device)
-            final_preds = predict_volumes(final_model, corrupted_np)
+            final_preds = predict_volumes(final_model, corrupted_np, tta=s.tta)
         tell(f"scoring {METHOD_LABELS[method]} with every metric")
         score = score_volumes(
             final_preds,

@@ -142,6 +142,14 @@ def register(app: typer.Typer) -> None:
                 help="Checkpoints per method for the PSNR-time curve.",
             ),
         ] = 10,
+        tta: Annotated[
+            bool,
+            typer.Option(
+                "--tta",
+                help="Predict both methods with the rotation average of `cryogen predict "
+                "--tta` (every checkpoint: about 4x the scoring time).",
+            ),
+        ] = False,
         overwrite: Annotated[
             bool,
             typer.Option("--overwrite", help="Run again in a folder that holds results."),
@@ -169,6 +177,7 @@ def register(app: typer.Typer) -> None:
             preset=preset,
             overrides=parse_set_options(set_),
             curve_points=curve_points,
+            tta=tta,
         )
         results = run(
             settings,

@@ -257,6 +257,16 @@ def register(app: typer.Typer) -> None:
                 "volumes) (default: off).",
             ),
         ] = False,
+        tta: Annotated[
+            bool,
+            typer.Option(
+                "--tta",
+                help="Test-time augmentation: average each tile's prediction over the "
+                "rotations that keep the missing wedge (4 for a symmetric tilt range, 2 for "
+                "an asymmetric one; that many times the prediction time; measured +0.3 to "
+                "+0.7 dB on the phantoms, docs/benchmarks.md) (default: off).",
+            ),
+        ] = False,
         samples: Annotated[
             int,
             typer.Option(
@@ -419,6 +429,7 @@ def register(app: typer.Typer) -> None:
                     samples=samples,
                     seed=seed,
                     keep_measured=keep_measured,
+                    tta=tta,
                     overwrite=overwrite,
                     progress=not quiet,
                 )

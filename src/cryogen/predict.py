@@ -12,6 +12,10 @@
   memory does not grow with the volume; it can also draw ``samples`` stochastic passes
   (noise of standard deviation ``sigma_g`` at the generator's input, as in training) and
   write their mean and per-voxel standard deviation.
+* Both can average each tile's prediction over the cube rotations that keep the model's
+  missing wedge (``tta=True``: ``mean_R R^-1 g(R y)`` over :func:`cryogen.wedge.
+  wedge_symmetries`, 4 for a symmetric tilt range, 2 for an asymmetric one), a test-time
+  augmentation that costs that many generator passes.
 * ``predict_file`` streams an MRC file into a new MRC file (written under a temporary name
   and renamed when complete) with the input's voxel size and origin.
 * ``keep_measured_fourier`` replaces the measured Fourier components of a prediction by the
@@ -42,12 +46,13 @@ from torch import nn
 
 from cryogen.device import autocast, pick_device, resolve_amp
 from cryogen.errors import InputError
+from cryogen.rotations import rotation_mean
 from cryogen.tiling import count_tiles, sliding_window_inference, sliding_window_stream
 from cryogen.train.checkpoint import find_checkpoint, load_checkpoint
 from cryogen.train.config import TrainConfig
 from cryogen.train.data import Normalisation
 from cryogen.train.engine import build_generator, generator_output
-from cryogen.wedge import missing_wedge_mask, wedge_operator
+from cryogen.wedge import missing_wedge_mask, wedge_operator, wedge_symmetries
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
@@ -187,6 +192,12 @@ def load_model(
     )
 
 
+def tta_rotations(model: LoadedModel, tta: bool) -> tuple[int, ...]:
+    """The cube rotations a prediction averages over: the identity alone, or with ``tta``
+    every rotation that maps the model's missing wedge onto itself."""
+    return wedge_symmetries(model.tilt_min, model.tilt_max) if tta else (0,)
+
+
 def predict_volume(
     model: LoadedModel,
     volume: np.ndarray | torch.Tensor,
@@ -195,6 +206,7 @@ def predict_volume(
     overlap: int = 16,
     batch_size: int = 1,
     keep_measured: bool = False,
+    tta: bool = False,
     progress: bool = False,
 ) -> np.ndarray:
     """Restore the missing wedge of a whole volume.
@@ -214,6 +226,9 @@ def predict_volume(
     keep_measured
         Replace the measured Fourier components of the prediction by the input's:
         ``T_M y + (1 - T_M) g(y)`` over the whole volume.
+    tta
+        Average each tile's prediction over the rotations that keep the model's wedge
+        (:func:`tta_rotations`; 4 or 2 times the generator passes).
     progress
         Show a progress bar over the tiles.
 
@@ -234,13 +249,17 @@ def predict_volume(
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     dev = model.device
     xn = model.normalisation.apply(x.to(torch.float32)).to(dev)
+    rotations = tta_rotations(model, tta)
 
     @torch.no_grad()
-    def predictor(tiles: torch.Tensor) -> torch.Tensor:
+    def run(tiles: torch.Tensor) -> torch.Tensor:
         fmt = torch.channels_last_3d if model.config.channels_last else torch.contiguous_format
         with autocast(dev, model.amp):
             out = model.generator(tiles.contiguous(memory_format=fmt))
-        return generator_output(out).float().contiguous()
+        return generator_output(out).float()
+
+    def predictor(tiles: torch.Tensor) -> torch.Tensor:
+        return rotation_mean(run, tiles, rotations).contiguous()
 
     with torch.no_grad():
         pred = sliding_window_inference(
@@ -347,6 +366,7 @@ def predict_stream(
     samples: int = 1,
     seed: int = 0,
     keep_measured: bool = False,
+    tta: bool = False,
     max_memory: int = DEFAULT_MAX_MEMORY,
     scratch_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -391,6 +411,9 @@ def predict_stream(
         After the prediction, replace its measured Fourier components by the input's
         (:func:`keep_measured_fourier`, exact over the whole volume).  With ``samples >= 2``
         it is applied to the mean; ``std_out`` is the spread of the raw samples.
+    tta
+        Average each tile's prediction (each sample's) over the rotations that keep the
+        model's wedge (:func:`tta_rotations`; 4 or 2 times the generator passes).
     max_memory
         Bytes the ``keep_measured`` step may use before it goes out of core.
     scratch_dir
@@ -440,6 +463,12 @@ def predict_stream(
     norm = model.normalisation
     dev = model.device
     fmt = torch.channels_last_3d if model.config.channels_last else torch.contiguous_format
+    rotations = tta_rotations(model, tta)
+
+    def run(chunk: torch.Tensor) -> torch.Tensor:
+        with autocast(dev, model.amp):
+            o = model.generator(chunk.to(dev).contiguous(memory_format=fmt))
+        return generator_output(o).float()
 
     def read(a: int, b: int) -> torch.Tensor:
         raw = _read_bounded(src_v[a:b])  # a copy: the memmap's pages go back
@@ -464,10 +493,7 @@ def predict_stream(
         t = tiles.permute(0, 1, *(2 + i for i in inv)).reshape(n * c, 1, r, r, r)
         outs = []
         for i in range(0, n * c, batch_size):
-            chunk = t[i : i + batch_size].to(dev).contiguous(memory_format=fmt)
-            with autocast(dev, model.amp):
-                o = model.generator(chunk)
-            outs.append(generator_output(o).float())
+            outs.append(rotation_mean(run, t[i : i + batch_size], rotations))
         pred = torch.cat(outs).reshape(n, c, r, r, r)
         return pred.permute(0, 1, *(2 + p for p in perm))
 
@@ -490,12 +516,13 @@ def predict_stream(
                 _write_bounded(std_v[a:b], std.float().numpy())
 
     logger.info(
-        "streaming %s along axis %d: %d tiles of %d^3, %d sample(s)",
+        "streaming %s along axis %d: %d tiles of %d^3, %d sample(s), %d rotation(s) each",
         shape,
         ax,
         count_tiles(shape, roi, overlap),
         roi,
         samples,
+        len(rotations),
     )
     sliding_window_stream(
         read,
@@ -666,6 +693,7 @@ def predict_file(
     samples: int = 1,
     seed: int = 0,
     keep_measured: bool = False,
+    tta: bool = False,
     overwrite: bool = False,
     max_memory: int = DEFAULT_MAX_MEMORY,
     progress: bool = False,
@@ -714,6 +742,7 @@ def predict_file(
                 samples=samples,
                 seed=seed,
                 keep_measured=keep_measured,
+                tta=tta,
                 max_memory=max_memory,
                 scratch_dir=dst.parent,
                 progress=progress,

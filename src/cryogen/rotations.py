@@ -16,6 +16,7 @@ volume onto itself only when the rotated axes have equal sizes; crops fed to the
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "rotate",
     "rotate_inverse",
     "rotate_box",
+    "rotation_mean",
     "compose",
     "inverse",
 ]
@@ -152,3 +154,26 @@ def rotate_box(
     return tuple(  # type: ignore[return-value]
         extent - size - origin[p] if f else origin[p] for p, f in zip(r.perm, r.flips, strict=True)
     )
+
+
+def rotation_mean(
+    fn: Callable[[torch.Tensor], torch.Tensor], volume: torch.Tensor, rotations: Sequence[int]
+) -> torch.Tensor:
+    """``mean_R R^-1 fn(R volume)`` over ``CUBE_ROTATIONS[r]`` for ``r`` in ``rotations``
+    (cube volumes ``(..., n, n, n)``); ``fn(volume)`` itself for the identity alone.
+
+    With the rotations that keep a missing wedge (:func:`cryogen.wedge.wedge_symmetries`)
+    this is the test-time augmentation of prediction: the result turns with its input,
+    ``rotation_mean(fn, R v) = R rotation_mean(fn, v)`` for every ``R`` of a group.
+    """
+    rotations = tuple(rotations)
+    if not rotations:
+        raise ValueError("rotation_mean needs at least one rotation")
+    if rotations == (0,):
+        return fn(volume)
+    acc: torch.Tensor | None = None
+    for i in rotations:
+        out = rotate_inverse(fn(rotate(volume, i).contiguous()), i)
+        acc = out if acc is None else acc + out
+    assert acc is not None
+    return acc / len(rotations)

@@ -20,7 +20,13 @@ import math
 
 import torch
 
-__all__ = ["missing_wedge_mask", "wedge_operator", "apply_missing_wedge", "kept_fraction"]
+__all__ = [
+    "missing_wedge_mask",
+    "wedge_operator",
+    "apply_missing_wedge",
+    "kept_fraction",
+    "wedge_symmetries",
+]
 
 
 def _check_range(tilt_min: float, tilt_max: float) -> None:
@@ -183,3 +189,22 @@ def kept_fraction(shape: tuple[int, int, int], tilt_min: float, tilt_max: float)
     """Fraction of the full Fourier grid kept by the binary mask."""
     m = missing_wedge_mask(shape, tilt_min, tilt_max, rfft=False, dtype=torch.float64)
     return float(m.mean())
+
+
+def wedge_symmetries(tilt_min: float = -60.0, tilt_max: float = 60.0) -> tuple[int, ...]:
+    """Indices into :data:`cryogen.rotations.CUBE_ROTATIONS` of the rotations that map the
+    missing wedge of ``[tilt_min, tilt_max]`` onto itself (the identity first).
+
+    A volume with this wedge, turned by one of them, has the same wedge, so a model trained
+    on the wedge can be applied to it: averaging ``R^-1 g(R y)`` over them is a test-time
+    augmentation that needs no retraining.  Found by turning the full-spectrum mask of an
+    odd 17^3 grid, centred so that an index flip is ``k -> -k``: the identity and the
+    180-degree turns about ``x``, ``y`` and ``z`` for a symmetric range; the identity and
+    the turn about ``y`` (the tilt axis) for an asymmetric one.
+    """
+    from cryogen.rotations import CUBE_ROTATIONS
+
+    _check_range(tilt_min, tilt_max)
+    n = 17
+    mask = torch.fft.fftshift(missing_wedge_mask((n, n, n), tilt_min, tilt_max, rfft=False))
+    return tuple(i for i, r in enumerate(CUBE_ROTATIONS) if torch.equal(r.apply(mask), mask))

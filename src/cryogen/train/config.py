@@ -164,6 +164,12 @@ class TrainConfig(BaseModel):
         "method): refresh one subtomogram every this many steps, in turn (rolling); None: "
         "refresh all of them at the start of each of the `rounds` rounds, as IsoNet",
     )
+    refill_tta: bool = Field(
+        False,
+        description="refill with the rotation average of predict --tta: g's estimate of a "
+        "subtomogram's wedge is the mean of R^-1 g(R y) over the rotations that keep the "
+        "wedge (4 for a symmetric tilt range, 2 otherwise; that many passes per refill)",
+    )
     gan_every: int = Field(
         1,
         ge=1,
@@ -549,6 +555,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "adv_wedge": "crop",
     "data_wedge": "crop",
     "d_start": 0.0,
+    "refill_tta": False,
 }
 
 

@@ -65,7 +65,14 @@ from torch import nn
 from cryogen import distributed
 from cryogen.device import autocast, pick_device, resolve_amp, setup_threads
 from cryogen.errors import CryogenError, InputError, OutputError
-from cryogen.rotations import WEDGE_ROTATIONS, compose, rotate, rotate_box, rotate_inverse
+from cryogen.rotations import (
+    WEDGE_ROTATIONS,
+    compose,
+    rotate,
+    rotate_box,
+    rotate_inverse,
+    rotation_mean,
+)
 from cryogen.train.checkpoint import (
     LAST,
     SNAPSHOT_DIR,
@@ -77,7 +84,7 @@ from cryogen.train.checkpoint import (
 )
 from cryogen.train.config import TrainConfig, saved_config_fill
 from cryogen.train.data import Normalisation, SubtomoDataset
-from cryogen.wedge import missing_wedge_mask, wedge_operator
+from cryogen.wedge import missing_wedge_mask, wedge_operator, wedge_symmetries
 
 __all__ = [
     "TrainResult",
@@ -869,7 +876,9 @@ class _Trainer:
     # ------------------------------------------------------------------ IsoNet step
     @torch.no_grad()
     def _refill_one(self, i: int) -> None:
-        """``x_i = T_M y_i + (1 - T_M) g(y_i)`` for subtomogram ``i`` (IsoNet's refill)."""
+        """``x_i = T_M y_i + (1 - T_M) g(y_i)`` for subtomogram ``i`` (IsoNet's refill);
+        with ``refill_tta`` ``g(y_i)`` is the mean of ``R^-1 g(R y_i)`` over the rotations
+        that keep the wedge (the subtomograms are cubes)."""
         assert self.filled is not None
         was_training = self.g.training
         self.g.eval()
@@ -877,11 +886,15 @@ class _Trainer:
         if self.data.size > 2 * self.data.crop_size:
             from cryogen.tiling import sliding_window_inference
 
-            gy = sliding_window_inference(
-                y, self._g, roi_size=self.data.crop_size, overlap=self.data.crop_size // 4
-            )
+            def g_of(v: torch.Tensor) -> torch.Tensor:
+                return sliding_window_inference(
+                    v, self._g, roi_size=self.data.crop_size, overlap=self.data.crop_size // 4
+                )
         else:
-            gy = self._g(y)
+            g_of = self._g
+        cfg = self.cfg
+        rots = wedge_symmetries(cfg.tilt_min, cfg.tilt_max) if cfg.refill_tta else (0,)
+        gy = rotation_mean(g_of, y, rots)
         self.filled[i] = (wedge_operator(y - gy, self.mask_sub) + gy)[0, 0]
         self.g.train(was_training)
 
