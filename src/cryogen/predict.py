@@ -63,6 +63,7 @@ __all__ = [
     "predict_file",
     "predict_stream",
     "predict_volume",
+    "tta_rotations",
 ]
 
 #: Memory (bytes) that ``keep_measured_fourier`` may use; larger volumes go out of core.
