@@ -16,6 +16,7 @@ anything.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -191,6 +192,7 @@ def kept_fraction(shape: tuple[int, int, int], tilt_min: float, tilt_max: float)
     return float(m.mean())
 
 
+@functools.lru_cache(maxsize=32)
 def wedge_symmetries(tilt_min: float = -60.0, tilt_max: float = 60.0) -> tuple[int, ...]:
     """Indices into :data:`cryogen.rotations.CUBE_ROTATIONS` of the rotations that map the
     missing wedge of ``[tilt_min, tilt_max]`` onto itself (the identity first).
@@ -200,7 +202,8 @@ def wedge_symmetries(tilt_min: float = -60.0, tilt_max: float = 60.0) -> tuple[i
     augmentation that needs no retraining.  Found by turning the full-spectrum mask of an
     odd 17^3 grid, centred so that an index flip is ``k -> -k``: the identity and the
     180-degree turns about ``x``, ``y`` and ``z`` for a symmetric range; the identity and
-    the turn about ``y`` (the tilt axis) for an asymmetric one.
+    the turn about ``y`` (the tilt axis) for an asymmetric one.  Cached per tilt range
+    (each prediction and, with ``refill_tta``, each refill asks).
     """
     from cryogen.rotations import CUBE_ROTATIONS
 
