@@ -47,10 +47,14 @@ def phantom_data(name: str, tilt_min: float, tilt_max: float, seed: int):
     return [c.numpy() for c in clean], [c.numpy() for c in corrupted]
 
 
-def score(model, clean, corrupted, tile, keep_measured=False):
+def score(model, clean, corrupted, tile, keep_measured=False, predict=None):
+    """Mean PSNR, mean global SSIM and per-volume PSNR after the scale fit; ``predict``
+    (``predict(model, y)``) replaces the tiled prediction."""
     ps, ss = [], []
     for c, y in zip(clean, corrupted, strict=True):
-        if tile == 0:
+        if predict is not None:
+            pred = predict(model, y)
+        elif tile == 0:
             t = int(-(-max(y.shape) // 8) * 8)  # one tile covering the volume
             pred = predict_volume(model, y, tile=t, overlap=0, keep_measured=keep_measured)
         else:

@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
+from train_quality import phantom_data, score  # benchmarks/ is on sys.path as a script
 
-from cryogen.metrics import apply_scale_fit, psnr, ssim_global
 from cryogen.predict import load_model, predict_volume
 
 
@@ -60,17 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         clean, corrupted = phantom_data(args.phantom, model.tilt_min, model.tilt_max, args.seed)
         base = None
         for name, fn in modes.items():
-            t0 = time.perf_counter()
-            preds = [fn(model, y) for y in corrupted]
-            secs = time.perf_counter() - t0
+            spent = [0.0]
+
+            def timed(m, y, fn=fn, spent=spent):
+                t0 = time.perf_counter()
+                out = fn(m, y)
+                spent[0] += time.perf_counter() - t0
+                return out
+
+            p, s, each = score(model, clean, corrupted, 64, predict=timed)
+            secs = spent[0]
             base = base or secs
-            fits = [apply_scale_fit(p, c) for p, c in zip(preds, clean, strict=True)]
-            ps = [psnr(f, c) for f, c in zip(fits, clean, strict=True)]
-            ss = [ssim_global(f, c) for f, c in zip(fits, clean, strict=True)]
-            each = " ".join(f"{v:.2f}" for v in ps)
             print(
-                f"{run}  {name:6s}  {np.mean(ps):.2f} dB / {np.mean(ss):.4f}  "
-                f"time x{secs / base:.1f}  [{each}]",
+                f"{run}  {name:6s}  {p:.2f} dB / {s:.4f}  time x{secs / base:.1f}  "
+                f"[{' '.join(f'{v:.2f}' for v in each)}]",
                 flush=True,
             )
     return 0
