@@ -471,9 +471,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 #   average over five 15-minute pairs (sphere +1.70 / -0.35 / -0.89, prism -1.14 / -0.55),
 #   so the default stays.  ``--method cryogen`` trains Algorithm 1.  Fifth session: with
 #   E's draws on their own streams, CryoGEN without E and data term is the IsoNet-style
-#   method bit for bit, and 3000-step pairs on shared draws put the energy term at -0.01
-#   and +0.44 dB (prism sets 0, 1) and -0.18 and +0.11 dB (sphere seeds 0, 1; a 100x
-#   weaker E: -0.17), for 1.18x the time per step.
+#   method bit for bit, and 3000-step pairs on shared draws put the energy term at -0.01,
+#   +0.44 and -0.03 dB (prism sets 0-2; set 2 in the sixth session) and -0.18 and +0.11 dB
+#   (sphere seeds 0, 1; a 100x weaker E: -0.17), for 1.18x the time per step.
 # * CryoGEN without the data term (data_weight 0) and with the energy term on (adv_weight
 #   3e-3) since the fourth 2026-12-01 session.  The data term compares T_M of a 64^3 crop
 #   with T_M of the wedged crop; T_M of a crop is not a crop of T_M, so the true volume
