@@ -150,6 +150,23 @@ def register(app: typer.Typer) -> None:
                 "--tta` (every checkpoint: about 4x the scoring time).",
             ),
         ] = False,
+        repeats: Annotated[
+            int,
+            typer.Option(
+                "--repeats",
+                min=1,
+                help="Run the case with this many seeds (--seed, --seed + 1, ...), one folder "
+                "DIR/seed_<S> each, and report medians and paired differences over them.",
+            ),
+        ] = 1,
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume",
+                help="With --repeats: keep the seeds already finished in DIR (same settings) "
+                "and run the others.",
+            ),
+        ] = False,
         overwrite: Annotated[
             bool,
             typer.Option("--overwrite", help="Run again in a folder that holds results."),
@@ -161,6 +178,7 @@ def register(app: typer.Typer) -> None:
         from cryogen.benchmark import METHOD_LABELS, TABLE_METRICS, BenchmarkSettings
         from cryogen.benchmark import run_benchmark as run
         from cryogen.cli_train import parse_set_options
+        from cryogen.errors import InputError
 
         settings = BenchmarkSettings(
             case=case,
@@ -179,6 +197,13 @@ def register(app: typer.Typer) -> None:
             curve_points=curve_points,
             tta=tta,
         )
+        if repeats > 1:
+            _run_repeats(settings, output, repeats, overwrite, resume, quiet)
+            return
+        if resume:
+            raise InputError(
+                "--resume keeps finished seeds of a repeated benchmark: give --repeats N"
+            )
         results = run(
             settings,
             output,
@@ -200,6 +225,52 @@ def register(app: typer.Typer) -> None:
             table.add_row(METHOD_LABELS[row], *(_cell(k, sc.get(k)) for k in keys))
         console.print(table)
         console.print(f"wrote {output / 'results.json'}, results.md, figures and volumes/")
+
+    def _run_repeats(
+        settings: Any, output: Path, repeats: int, overwrite: bool, resume: bool, quiet: bool
+    ) -> None:
+        from cryogen.benchmark import METHOD_LABELS, METHODS, TABLE_METRICS
+        from cryogen.benchmark_repeats import run_benchmark_repeats
+
+        results = run_benchmark_repeats(
+            settings,
+            output,
+            repeats,
+            overwrite=overwrite,
+            resume=resume,
+            progress=not quiet and console.is_terminal,
+            say=_say,
+            command=shlex.join(["cryogen", *sys.argv[1:]]),
+        )
+        summary = results["summary"]
+        table = Table(
+            title=f"{settings.case}: medians over seeds {', '.join(map(str, results['seeds']))}",
+            caption="scores after a least-squares scale fit a*pred+b; difference: CryoGEN - "
+            "IsoNet-style of the same seed",
+        )
+        table.add_column("", no_wrap=True)
+        keys = ("psnr", "ssim_global", "wedge_corr", "res_z")
+        for k in keys:
+            table.add_column(TABLE_METRICS[k][0], justify="right")
+        for row in ("corrupted", *METHODS):
+            table.add_row(
+                METHOD_LABELS[row], *(_cell(k, summary["median"][row].get(k)) for k in keys)
+            )
+        paired = summary["paired"]
+        table.add_row(
+            "difference (median)",
+            *(
+                "n/a"
+                if paired[k]["median"] is None
+                else ("+" if paired[k]["median"] >= 0 else "-") + _cell(k, abs(paired[k]["median"]))
+                for k in keys
+            ),
+        )
+        table.add_row(
+            "CryoGEN better on", *(f"{paired[k]['ahead']} of {paired[k]['n']}" for k in keys)
+        )
+        console.print(table)
+        console.print(f"wrote {output / 'results.json'}, results.md, repeats.png and seed_*/")
 
     @app.command("demo")
     @user_errors

@@ -1,0 +1,239 @@
+"""``cryogen benchmark --repeats N``: medians and paired differences over seeds, one complete
+single-run folder per seed, resume that keeps finished seeds (and refuses other settings),
+crash safety, and one-line errors."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+import cryogen.benchmark_repeats as br
+from cryogen.benchmark import METHODS, TABLE_METRICS, BenchmarkSettings
+from cryogen.benchmark_repeats import render_repeats_markdown, summarise_repeats
+from cryogen.cli import app
+from cryogen.errors import InputError, OutputError
+
+runner = CliRunner()
+
+TINY_OVERRIDES = {
+    "amp": "off",
+    "features": [4, 8],
+    "energy_features": [4, 4],
+    "energy_fc_features": [8],
+    "adv_start": 0.0,
+}
+TINY = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for needle in needles:
+        assert needle in text, result.output
+
+
+def fake_result(seed, iso_psnr, cg_psnr, ttq=None, settings=None):
+    """A complete single-run results dict with chosen PSNRs (other metrics derived)."""
+
+    def scores(p):
+        return {
+            "psnr": p,
+            "ssim_global": p / 100.0,
+            "ssim_windowed": p / 200.0,
+            "wedge_corr": p / 50.0,
+            "res_z": 100.0 - p,  # lower is better: higher PSNR -> better resolution
+            "res_x": 2.0,
+            "fsc_res": float("nan"),  # never reached: left out, as score_volumes does
+            "mse": 10 ** (-p / 10),
+        }
+
+    s = {**(settings or {"case": "sphere", "minutes": 5.0}), "seed": seed}
+    return {
+        "status": "complete",
+        "settings": s,
+        "description": "a fake case",
+        "scores": {
+            "corrupted": scores(20.0),
+            "isonet": scores(iso_psnr),
+            "cryogen": scores(cg_psnr),
+        },
+        "training": {m: {"steps": 100 + seed, "minutes": 5.0} for m in METHODS},
+        "time_to_quality": (
+            {"reached": True, "fraction": ttq} if ttq is not None else {"reached": False}
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------ the summary
+def test_summary_medians_and_paired_differences():
+    runs = [
+        fake_result(2, 30.0, 31.0, ttq=0.5),
+        fake_result(0, 32.0, 31.5),
+        fake_result(1, 31.0, 30.0, ttq=0.9),
+    ]
+    s = summarise_repeats(runs)
+    assert s["seeds"] == [0, 1, 2]  # sorted by seed
+    assert s["median"]["isonet"]["psnr"] == 31.0 and s["median"]["cryogen"]["psnr"] == 31.0
+    assert s["min"]["cryogen"]["psnr"] == 30.0 and s["max"]["isonet"]["psnr"] == 32.0
+    assert s["median"]["isonet"]["steps"] == 101
+    # paired differences per seed: seed 0 -0.5, seed 1 -1.0, seed 2 +1.0
+    assert [e["diff"]["psnr"] for e in s["per_seed"]] == [-0.5, -1.0, 1.0]
+    p = s["paired"]["psnr"]
+    assert p["median"] == -0.5 and math.isclose(p["mean"], -0.5 / 3)
+    assert (p["ahead"], p["behind"], p["n"]) == (1, 2, 3)
+    # the median of differences is not the difference of medians (here 0 vs -0.5)
+    assert s["median"]["cryogen"]["psnr"] - s["median"]["isonet"]["psnr"] == 0.0
+    # lower-is-better metrics count the other way: res_z diff = -(psnr diff)
+    r = s["paired"]["res_z"]
+    assert (r["ahead"], r["behind"], r["median"]) == (1, 2, 0.5)
+    # a metric that is never finite has no median and no comparisons
+    assert s["median"]["cryogen"]["fsc_res"] is None and s["paired"]["fsc_res"]["n"] == 0
+    # time to quality: "not reached" ranks above every fraction
+    t = s["time_to_quality"]
+    assert t["fractions"] == [None, 0.9, 0.5] and t["reached"] == 2
+    assert t["median_fraction"] == 0.9
+
+
+def test_time_to_quality_median_not_reached_when_most_seeds_miss():
+    runs = [fake_result(0, 30, 29), fake_result(1, 30, 29), fake_result(2, 30, 31, ttq=0.3)]
+    assert summarise_repeats(runs)["time_to_quality"]["median_fraction"] is None
+
+
+def test_markdown_lists_every_seed_and_the_medians():
+    runs = [fake_result(0, 32.0, 31.5), fake_result(1, 31.0, 30.0, ttq=0.9)]
+    results = {
+        "settings": {
+            "case": "sphere",
+            "minutes": 5.0,
+            "steps": None,
+            "preset": "cpu",
+            "wedge": "fourier",
+            "tilt_min": -60.0,
+            "tilt_max": 60.0,
+            "tilt_step": 3.0,
+            "snr": None,
+            "overrides": {},
+        },
+        "seeds": [0, 1, 2],
+        "summary": summarise_repeats(runs),
+        "status": "running",
+    }
+    text = render_repeats_markdown(results)
+    assert "Seeds finished: 2 of 3" in text
+    assert "| 0 | 20.00 / 0.2000 | 32.00 / 0.3200; 100 | 31.50 / 0.3150; 100 | -0.50 dB" in text
+    assert "| 1 |" in text and "0.90 |" in text and "not reached |" in text
+    assert "31.50 [31.00, 32.00]" in text  # IsoNet-style median [min, max]
+    assert "| CryoGEN better on | 0 of 2 |" in text
+    for key in TABLE_METRICS:
+        if key != "mse":
+            assert TABLE_METRICS[key][0] in text
+
+
+# ------------------------------------------------------------------------------ running
+def test_repeats_end_to_end_and_resume(tmp_path):
+    """Two seeds through the CLI; then three with --resume keeps the first two untouched and
+    runs only the third; the summary equals one computed from the seed folders."""
+    out = tmp_path / "rep"
+    args = ["benchmark", "sphere", "-o", out, "--size", 32, "--steps", 2, "--curve-points", 1]
+    r = run(*args, "--repeats", 2, "--quiet", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "medians over seeds 0, 1" in " ".join(r.output.split())
+    for name in ("results.json", "results.md", "repeats.png"):
+        assert (out / name).is_file(), name
+    assert (out / "repeats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for seed in (0, 1):
+        sub = json.loads((out / f"seed_{seed}" / "results.json").read_text())
+        assert sub["status"] == "complete" and sub["settings"]["seed"] == seed
+        assert (out / f"seed_{seed}" / "figure_cryogen.png").is_file()
+    res = json.loads((out / "results.json").read_text())
+    assert res["status"] == "complete" and res["seeds"] == [0, 1]
+    assert "seed" not in res["settings"]
+    subs = [json.loads((out / f"seed_{s}" / "results.json").read_text()) for s in (0, 1)]
+    ref = json.loads(json.dumps(summarise_repeats(subs)))  # through JSON as the file
+    assert res["summary"]["paired"] == ref["paired"]
+    assert res["summary"]["median"] == ref["median"]
+    # the two seeds are different draws (other subtomogram origins and training draws)
+    assert subs[0]["scores"]["isonet"]["psnr"] != subs[1]["scores"]["isonet"]["psnr"]
+
+    # again without --resume or --overwrite: refused, nothing touched
+    one_line_error(run(*args, "--repeats", 2, *TINY), "--resume", "--overwrite")
+
+    before = {s: (out / f"seed_{s}" / "results.json").read_text() for s in (0, 1)}
+    r = run(*args, "--repeats", 3, "--resume", "--quiet", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "kept the finished run" in r.output
+    for s in (0, 1):
+        assert (out / f"seed_{s}" / "results.json").read_text() == before[s]
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds"] == [0, 1, 2] and [x["kept"] for x in res["runs"]] == [True, True, False]
+    assert res["summary"]["paired"]["psnr"]["n"] == 3
+
+    # resuming with other settings is refused, names what differs, and leaves the summary
+    summary_before = (out / "results.json").read_text()
+    one_line_error(
+        run(*args[:-4], "--steps", 3, "--curve-points", 1, "--repeats", 2, "--resume", *TINY),
+        "other settings",
+        "steps",
+    )
+    assert (out / "results.json").read_text() == summary_before
+
+
+def test_a_crash_keeps_the_finished_seeds(tmp_path, monkeypatch):
+    calls, crashed = [], []
+
+    def flaky(settings, out, **kwargs):
+        calls.append(settings.seed)
+        if settings.seed == 6 and not crashed:  # the second seed crashes, once
+            crashed.append(1)
+            raise RuntimeError("simulated crash")
+        res = fake_result(settings.seed, 30.0, 31.0)
+        res["settings"] = dict(settings.__dict__)
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps(res))
+        return res
+
+    monkeypatch.setattr(br, "run_benchmark", flaky)
+    settings = BenchmarkSettings("sphere", steps=2, size=32, seed=5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        br.run_benchmark_repeats(settings, tmp_path / "r", 3)
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["status"] == "running" and res["summary"]["seeds"] == [5]
+    assert calls == [5, 6]
+    # resume runs seeds 6 and 7 only
+    calls.clear()
+    res = br.run_benchmark_repeats(settings, tmp_path / "r", 3, resume=True)
+    assert calls == [6, 7] and res["status"] == "complete"
+    assert res["summary"]["paired"]["psnr"]["ahead"] == 3
+
+
+@pytest.mark.parametrize(
+    ("repeats", "kwargs", "needle"),
+    [
+        (1, {}, "at least 2"),
+        (2, {"overwrite": True, "resume": True}, "exclude each other"),
+    ],
+)
+def test_bad_repeat_options(tmp_path, repeats, kwargs, needle):
+    with pytest.raises(InputError, match=needle):
+        br.run_benchmark_repeats(
+            BenchmarkSettings("sphere", steps=1), tmp_path / "x", repeats, **kwargs
+        )
+    assert not (tmp_path / "x").exists()
+
+
+def test_resume_needs_repeats(tmp_path):
+    one_line_error(run("benchmark", "sphere", "-o", tmp_path / "x", "--resume"), "--repeats")
+    assert not (tmp_path / "x").exists()
+
+
+def test_output_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        br.run_benchmark_repeats(BenchmarkSettings("sphere", steps=1), f, 2)
