@@ -6,36 +6,12 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 import cryogen.benchmark_repeats as br
 from cryogen.benchmark import METHODS, TABLE_METRICS, BenchmarkSettings
 from cryogen.benchmark_repeats import render_repeats_markdown, summarise_repeats
-from cryogen.cli import app
 from cryogen.errors import InputError, OutputError
-
-runner = CliRunner()
-
-TINY_OVERRIDES = {
-    "amp": "off",
-    "features": [4, 8],
-    "energy_features": [4, 4],
-    "energy_fc_features": [8],
-    "adv_start": 0.0,
-}
-TINY = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    text = " ".join(result.output.split())
-    for needle in needles:
-        assert needle in text, result.output
+from test_bench import TINY, assert_one_line_error, run
 
 
 def fake_result(seed, iso_psnr, cg_psnr, ttq=None, settings=None):
@@ -162,7 +138,7 @@ def test_repeats_end_to_end_and_resume(tmp_path):
     assert subs[0]["scores"]["isonet"]["psnr"] != subs[1]["scores"]["isonet"]["psnr"]
 
     # again without --resume or --overwrite: refused, nothing touched
-    one_line_error(run(*args, "--repeats", 2, *TINY), "--resume", "--overwrite")
+    assert_one_line_error(run(*args, "--repeats", 2, *TINY), "--resume", "--overwrite")
 
     before = {s: (out / f"seed_{s}" / "results.json").read_text() for s in (0, 1)}
     r = run(*args, "--repeats", 3, "--resume", "--quiet", *TINY)
@@ -176,7 +152,7 @@ def test_repeats_end_to_end_and_resume(tmp_path):
 
     # resuming with other settings is refused, names what differs, and leaves the summary
     summary_before = (out / "results.json").read_text()
-    one_line_error(
+    assert_one_line_error(
         run(*args[:-4], "--steps", 3, "--curve-points", 1, "--repeats", 2, "--resume", *TINY),
         "other settings",
         "steps",
@@ -228,7 +204,7 @@ def test_bad_repeat_options(tmp_path, repeats, kwargs, needle):
 
 
 def test_resume_needs_repeats(tmp_path):
-    one_line_error(run("benchmark", "sphere", "-o", tmp_path / "x", "--resume"), "--repeats")
+    assert_one_line_error(run("benchmark", "sphere", "-o", tmp_path / "x", "--resume"), "--repeats")
     assert not (tmp_path / "x").exists()
 
 

@@ -44,6 +44,9 @@ Output folder of :func:`run_benchmark`::
     DIR/psnr_vs_time.png      PSNR and global SSIM against training minutes, both methods
     DIR/volumes/*.mrc         truth, corrupted and both predictions of the first volume
     DIR/runs/{isonet,cryogen}/  the training runs (config, losses, checkpoints)
+
+One run is one draw; :mod:`cryogen.benchmark_repeats` (``--repeats N``) runs a case over
+several seeds and reports medians and paired differences.
 """
 
 from __future__ import annotations
@@ -632,19 +635,26 @@ def _fmt(key: str, v: Any) -> str:
     return TABLE_METRICS[key][1].format(v) if key in TABLE_METRICS else str(v)
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """The benchmark's ``results.md``: settings, the table, time to quality, targets."""
-    s = results["settings"]
-    case = s["case"]
-    lines = [f"# CryoGEN-ET benchmark: {case}", ""]
-    lines.append(f"- Case: {results.get('description', '')}.")
+def case_lines(settings: dict[str, Any], description: str | None) -> list[str]:
+    """The ``- Case:`` and ``- Corruption:`` lines of a results.md."""
+    s = settings
     wedge = (
         f"Fourier mask T_M of [{s['tilt_min']:g}, {s['tilt_max']:g}] deg"
         if s["wedge"] == "fourier"
         else f"simulated tilt series [{s['tilt_min']:g}, {s['tilt_max']:g}] deg, step "
         f"{s['tilt_step']:g} deg, weighted back-projection"
     )
-    lines.append(f"- Corruption: {wedge}; noise: " + (f"SNR {s['snr']:g}" if s["snr"] else "none"))
+    return [
+        f"- Case: {description or ''}.",
+        f"- Corruption: {wedge}; noise: " + (f"SNR {s['snr']:g}" if s["snr"] else "none"),
+    ]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The benchmark's ``results.md``: settings, the table, time to quality, targets."""
+    s = results["settings"]
+    case = s["case"]
+    lines = [f"# CryoGEN-ET benchmark: {case}", "", *case_lines(s, results.get("description"))]
     budget = f"{s['minutes']:g} min" if s.get("steps") is None else f"{s['steps']} steps"
     lines.append(
         f"- Training: {budget} per method, same seed ({s['seed']}) and data, preset "
@@ -757,12 +767,9 @@ def psnr_time_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Pat
         fontsize=10,
     )
     fig.tight_layout()
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    from cryogen.figures import save_figure
+
+    return save_figure(fig, out_png)
 
 
 # ---------------------------------------------------------------------------- running

@@ -45,6 +45,7 @@ from cryogen.benchmark import (
     _fmt,
     _write_json,
     _write_text,
+    case_lines,
     run_benchmark,
 )
 from cryogen.errors import InputError, OutputError
@@ -249,14 +250,7 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     summary = results.get("summary")
     lines = [f"# CryoGEN-ET benchmark: {s['case']}, repeated over seeds", ""]
-    lines.append(f"- Case: {results.get('description', '')}.")
-    wedge = (
-        f"Fourier mask T_M of [{s['tilt_min']:g}, {s['tilt_max']:g}] deg"
-        if s["wedge"] == "fourier"
-        else f"simulated tilt series [{s['tilt_min']:g}, {s['tilt_max']:g}] deg, step "
-        f"{s['tilt_step']:g} deg, weighted back-projection"
-    )
-    lines.append(f"- Corruption: {wedge}; noise: " + (f"SNR {s['snr']:g}" if s["snr"] else "none"))
+    lines += case_lines(s, results.get("description"))
     budget = f"{s['minutes']:g} min" if s.get("steps") is None else f"{s['steps']} steps"
     seeds = results["seeds"]
     lines.append(
@@ -391,12 +385,9 @@ def repeats_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    from cryogen.figures import save_figure
+
+    return save_figure(fig, out_png)
 
 
 def _prepare(out: Path, seeds: list[int], overwrite: bool, resume: bool) -> None:
@@ -527,7 +518,7 @@ def run_benchmark_repeats(
                 sub,
                 overwrite=True,
                 progress=progress,
-                say=(lambda msg, _s=seed: tell(f"[seed {_s}] {msg}")),
+                say=(lambda msg, _s=seed: tell(f"seed {_s}: {msg}")),
                 command=command,
             )
             kept = False

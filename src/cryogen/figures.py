@@ -30,6 +30,21 @@ def _agg():
     return plt
 
 
+def save_figure(fig, out_png: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG atomically (a hidden temporary file beside it, then
+    ``os.replace``: a crash never leaves half a figure) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_png)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
 def _centre_crop(vol: np.ndarray, size: int) -> np.ndarray:
     sl = []
     for n in vol.shape:
@@ -137,11 +152,7 @@ def ortho_and_fourier_figure(
         fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / (3.0 * len(rows))))
     else:
         fig.tight_layout()
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    out = save_figure(fig, out_png)
     logger.info("wrote %s", out)
     return out
 
@@ -176,9 +187,5 @@ def loss_curve_figure(
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    out = save_figure(fig, out_png)
     return out
