@@ -519,7 +519,7 @@ def run_benchmark_repeats(
                 overwrite=True,
                 progress=progress,
                 say=(lambda msg, _s=seed: tell(f"seed {_s}: {msg}")),
-                command=command,
+                command=f"{command}  # seed {seed} of {seeds}" if command else None,
             )
             kept = False
         finished.append(res)
