@@ -484,13 +484,7 @@ def run_benchmark_repeats(
         if finished:
             results["summary"] = summarise_repeats(finished)
             results["description"] = finished[0].get("description")
-            paper_protocol = (
-                s.size is None
-                and s.wedge == "fourier"
-                and s.snr is None
-                and (s.tilt_min, s.tilt_max) == (-60.0, 60.0)
-            )
-            results["targets"] = _targets(s.case, results["summary"], paper_protocol)
+            results["targets"] = _targets(s.case, results["summary"], s.paper_protocol)
             repeats_figure(results, out / "repeats.png")
             if "repeats.png" not in results["files"]:
                 results["files"].append("repeats.png")
