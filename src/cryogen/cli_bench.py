@@ -120,8 +120,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--steps",
                 min=1,
-                hidden=True,
-                help="Step budget per method instead of --minutes (tests).",
+                help="Step budget per method instead of --minutes: equal steps separate a "
+                "method's effect per step from its cost per step.",
+                show_default=False,
             ),
         ] = None,
         set_: Annotated[
