@@ -128,6 +128,9 @@ PAPER_TABLE1: dict[str, dict[str, tuple[float, float]]] = {
     },
 }
 
+#: Row names of :data:`PAPER_TABLE1` (the paper's own methods, not ours).
+PAPER_LABELS = {**METHOD_LABELS, "isonet": "IsoNet", "deepdewedge": "DeepDeWedge"}
+
 #: Targets of issue 6 on this CPU (15 minutes per method, the paper's protocol).
 PSNR_TARGETS = {"sphere": 32.5, "prism": 35.0}
 
@@ -690,8 +693,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     paper = PAPER_TABLE1.get(case)
     if paper:
         lines += ["", "The paper's Table 1 for this case (PSNR dB / global SSIM, its budget):", ""]
-        names = {**METHOD_LABELS, "isonet": "IsoNet", "deepdewedge": "DeepDeWedge"}
-        lines.append("| | " + " | ".join(names.get(k, k) for k in paper) + " |")
+        lines.append("| | " + " | ".join(PAPER_LABELS.get(k, k) for k in paper) + " |")
         lines.append("|---" * (len(paper) + 1) + "|")
         lines.append(
             "| paper | " + " | ".join(f"{p:.2f} / {q:.4f}" for p, q in paper.values()) + " |"
@@ -720,11 +722,9 @@ def psnr_time_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Pat
     The corrupted input is a dashed line; the baseline's final PSNR a dotted one; CryoGEN's
     time to quality a vertical line.
     """
-    import matplotlib
+    from cryogen.figures import agg_pyplot, save_figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = agg_pyplot()
     curves = results.get("curves", {})
     corrupted = results.get("scores", {}).get("corrupted", {})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -767,8 +767,6 @@ def psnr_time_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Pat
         fontsize=10,
     )
     fig.tight_layout()
-    from cryogen.figures import save_figure
-
     return save_figure(fig, out_png)
 
 
@@ -942,20 +940,27 @@ def _targets(case: str, scores: dict[str, Any], paper_protocol: bool) -> list[di
     return out
 
 
-def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
+def make_output_dir(out_dir: Path, *subdirs: str) -> None:
+    """Create an output folder (and ``subdirs`` in it) or raise a one-line ``OutputError``
+    (a file in the way, no permission)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder")
-    if (out_dir / "results.json").exists() and not overwrite:
-        raise OutputError(
-            f"{out_dir}: already holds benchmark results; use --overwrite to run again"
-        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "volumes").mkdir(exist_ok=True)
+        for sub in subdirs:
+            (out_dir / sub).mkdir(exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write in the output folder {out_dir}")
+
+
+def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.is_dir() and (out_dir / "results.json").exists() and not overwrite:
+        raise OutputError(
+            f"{out_dir}: already holds benchmark results; use --overwrite to run again"
+        )
+    make_output_dir(out_dir, "volumes")
 
 
 def run_benchmark(

@@ -37,6 +37,7 @@ from typing import Any
 from cryogen.benchmark import (
     METHOD_LABELS,
     METHODS,
+    PAPER_LABELS,
     PAPER_TABLE1,
     PSNR_TARGETS,
     TABLE_METRICS,
@@ -46,6 +47,7 @@ from cryogen.benchmark import (
     _write_json,
     _write_text,
     case_lines,
+    make_output_dir,
     run_benchmark,
 )
 from cryogen.errors import InputError, OutputError
@@ -290,9 +292,7 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
         p = summary["paired"]
         lines.append(
             "| CryoGEN - IsoNet-style, median | "
-            + " | ".join(
-                _signed(k, p[k]["median"]) if p[k]["median"] is not None else "n/a" for k in keys
-            )
+            + " | ".join(_signed(k, p[k]["median"]) for k in keys)
             + " | |"
         )
         lines.append(
@@ -330,11 +330,7 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             "The paper's Table 1 for this case (PSNR dB / global SSIM): "
-            + ", ".join(
-                f"{ {**METHOD_LABELS, 'isonet': 'IsoNet', 'deepdewedge': 'DeepDeWedge'}[k] } "
-                f"{a:.2f} / {b:.4f}"
-                for k, (a, b) in paper.items()
-            )
+            + ", ".join(f"{PAPER_LABELS[k]} {a:.2f} / {b:.4f}" for k, (a, b) in paper.items())
             + ".",
         ]
     if results.get("command"):
@@ -351,11 +347,9 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
 def repeats_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Path:
     """``repeats.png``: PSNR and global SSIM of both methods per seed (a line joins the two
     methods of one seed), with the medians as horizontal bars."""
-    import matplotlib
+    from cryogen.figures import agg_pyplot, save_figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = agg_pyplot()
     summary = results["summary"]
     colours = {"isonet": "tab:blue", "cryogen": "tab:red"}
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
@@ -385,14 +379,10 @@ def repeats_figure(results: dict[str, Any], out_png: str | os.PathLike) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    from cryogen.figures import save_figure
-
     return save_figure(fig, out_png)
 
 
 def _prepare(out: Path, seeds: list[int], overwrite: bool, resume: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
     if not (overwrite or resume):
         held = [
             p for p in [out, *(_seed_dir(out, s) for s in seeds)] if (p / "results.json").exists()
@@ -402,12 +392,7 @@ def _prepare(out: Path, seeds: list[int], overwrite: bool, resume: bool) -> None
                 f"{held[0]}: already holds benchmark results; use --resume to keep the "
                 "finished seeds, or --overwrite to run every seed again"
             )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output folder {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write in the output folder {out}")
+    make_output_dir(out)
 
 
 def run_benchmark_repeats(

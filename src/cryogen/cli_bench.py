@@ -231,7 +231,7 @@ def register(app: typer.Typer) -> None:
         settings: Any, output: Path, repeats: int, overwrite: bool, resume: bool, quiet: bool
     ) -> None:
         from cryogen.benchmark import METHOD_LABELS, METHODS, TABLE_METRICS
-        from cryogen.benchmark_repeats import run_benchmark_repeats
+        from cryogen.benchmark_repeats import _signed, run_benchmark_repeats
 
         results = run_benchmark_repeats(
             settings,
@@ -260,12 +260,7 @@ def register(app: typer.Typer) -> None:
         paired = summary["paired"]
         table.add_row(
             "difference (median)",
-            *(
-                "n/a"
-                if paired[k]["median"] is None
-                else ("+" if paired[k]["median"] >= 0 else "-") + _cell(k, abs(paired[k]["median"]))
-                for k in keys
-            ),
+            *(_signed(k, paired[k]["median"]) for k in keys),
         )
         table.add_row(
             "CryoGEN better on", *(f"{paired[k]['ahead']} of {paired[k]['n']}" for k in keys)

@@ -21,7 +21,8 @@ __all__ = ["ortho_and_fourier_figure", "central_fourier_slices", "loss_curve_fig
 FOURIER_CROP = 256
 
 
-def _agg():
+def agg_pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -100,7 +101,7 @@ def ortho_and_fourier_figure(
     for v in volumes:
         if v.ndim != 3:
             raise ValueError(f"volumes must be (z, y, x), got shape {v.shape}")
-    plt = _agg()
+    plt = agg_pyplot()
     n = len(volumes)
     rows = ["XY", "XZ", "YZ", "F(kx,ky)", "F(kx,kz)", "F(ky,kz)"]
     fig, axes = plt.subplots(len(rows), n, figsize=(3.0 * n + 0.6, 3.0 * len(rows)), squeeze=False)
@@ -165,7 +166,7 @@ def loss_curve_figure(
     title: str = "training losses",
 ) -> Path:
     """One panel per loss term against the step, with a running median to read the trend."""
-    plt = _agg()
+    plt = agg_pyplot()
     names = [k for k, v in columns.items() if len(v) == len(steps)]
     if not names:
         raise ValueError("no loss columns to plot")
