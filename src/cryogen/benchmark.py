@@ -2,12 +2,12 @@
 
 A benchmark builds a *case* (clean volumes and their corrupted copies), trains the IsoNet-style
 baseline and CryoGEN on the corrupted volumes with the same budget, seed and data (one after
-the other), predicts, and scores the corrupted input and both predictions against the truth
-with every metric of :func:`cryogen.metrics.evaluate` (least-squares scale fit on).  From the
-generator snapshots saved during training it draws PSNR against training time for both
-methods and reads off the *time to quality*: the training time CryoGEN needs to reach the
-baseline's final PSNR, as a fraction of the baseline's budget (the paper's headline claim is a
-tenth).
+the other, or with ``concurrent`` at the same time on two halves of the CPUs), predicts, and
+scores the corrupted input and both predictions against the truth with every metric of
+:func:`cryogen.metrics.evaluate` (least-squares scale fit on).  From the generator snapshots
+saved during training it draws PSNR against training time for both methods and reads off the
+*time to quality*: the training time CryoGEN needs to reach the baseline's final PSNR, as a
+fraction of the baseline's budget (the paper's headline claim is a tenth).
 
 Cases (:func:`build_case`)
 --------------------------
@@ -661,7 +661,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     budget = f"{s['minutes']:g} min" if s.get("steps") is None else f"{s['steps']} steps"
     lines.append(
         f"- Training: {budget} per method, same seed ({s['seed']}) and data, preset "
-        f"`{s['preset']}`, device {s.get('device_used', s['device'])}, run one after the other"
+        f"`{s['preset']}`, device {s.get('device_used', s['device'])}, "
+        + (
+            "trained at the same time (one process per half of the CPUs)"
+            if s.get("concurrent")
+            else "run one after the other"
+        )
         + (f"; config overrides {s['overrides']}" if s.get("overrides") else "")
     )
     lines.append(
@@ -779,7 +784,8 @@ class BenchmarkSettings:
     a step budget.  ``overrides`` are ``TrainConfig`` fields applied to both methods last.
     ``curve_points`` is about the number of checkpoints per method for the PSNR-time curve.
     ``tta`` predicts (every checkpoint of both methods) with the rotation average of
-    ``cryogen predict --tta``.
+    ``cryogen predict --tta``.  ``concurrent`` trains (and scores) the two methods at the same
+    time, each in its own process on half of the CPUs, instead of one after the other.
     """
 
     case: str
@@ -797,6 +803,7 @@ class BenchmarkSettings:
     overrides: dict[str, Any] = field(default_factory=dict)
     curve_points: int = 10
     tta: bool = False
+    concurrent: bool = False
 
     @property
     def paper_protocol(self) -> bool:
@@ -963,6 +970,232 @@ def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
     make_output_dir(out_dir, "volumes")
 
 
+@dataclass
+class _MethodJob:
+    """Train one method on a case, score its checkpoints and its final prediction.
+
+    Picklable, so that :func:`_run_methods_concurrently` can hand it to a child process.
+    """
+
+    settings: BenchmarkSettings
+    corrupted: list[np.ndarray]
+    truth: list[np.ndarray]
+    voxel_size: float
+    out: Path
+    corrupted_curve: dict[str, Any]
+
+    def run(
+        self,
+        method: str,
+        cfg: Any,
+        *,
+        progress: bool,
+        tell: Say,
+        on_stage: Callable[[str, Any], None],
+        callback: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Train, score every checkpoint (the PSNR-time curve), score the last with every
+        metric.  ``on_stage("training", info)`` and ``on_stage("curves", points)`` report the
+        stages as they finish.  Returns ``{"score", "first_pred"}``, or ``None`` when the
+        training was interrupted (its checkpoint is in the run folder)."""
+        from cryogen.predict import load_model
+        from cryogen.train import train
+
+        s, out = self.settings, self.out
+        label = METHOD_LABELS[method]
+        run_dir = out / "runs" / method
+        budget = f"{cfg.steps} steps" if cfg.steps is not None else f"{cfg.minutes:g} min"
+        tell(f"training {label} ({budget}) in {run_dir}")
+        res = train(
+            cfg,
+            self.corrupted,
+            run_dir,
+            voxel_size=self.voxel_size,
+            overwrite=True,
+            progress=progress,
+            callback=callback,
+        )
+        on_stage(
+            "training",
+            {
+                "steps": res.step,
+                "minutes": res.elapsed_s / 60.0,
+                "interrupted": res.interrupted,
+                "run_dir": str(Path("runs") / method),
+                "config": cfg.model_dump(mode="json"),
+            },
+        )
+        if res.interrupted:
+            return None
+        snaps = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+        tell(
+            f"{label}: {res.step} steps in {res.elapsed_s / 60:.2f} min; "
+            f"scoring {len(snaps)} checkpoints"
+        )
+        scoring = {
+            "tilt_min": s.tilt_min,
+            "tilt_max": s.tilt_max,
+            "voxel_size": self.voxel_size,
+        }
+        curve = [dict(self.corrupted_curve)]
+        final_model = None
+        final_preds: list[np.ndarray] | None = None
+        for snap in snaps:
+            model = load_model(snap, cfg.device)
+            step, minutes = _snapshot_minutes(snap)
+            preds = predict_volumes(model, self.corrupted, tta=s.tta)
+            sc = score_volumes(preds, self.truth, full=False, **scoring)
+            curve.append(
+                {
+                    "step": step,
+                    "minutes": minutes,
+                    "psnr": sc["psnr"],
+                    "ssim_global": sc["ssim_global"],
+                }
+            )
+            tell(
+                f"  {label} step {step} ({minutes:.2f} min): PSNR {sc['psnr']:.2f} dB, "
+                f"SSIM {sc['ssim_global']:.4f}"
+            )
+            final_model, final_preds = model, preds
+        on_stage("curves", curve)
+        if final_model is None or final_preds is None:  # no snapshot (train saves one at the end)
+            final_model = load_model(run_dir, cfg.device)
+            final_preds = predict_volumes(final_model, self.corrupted, tta=s.tta)
+        tell(f"scoring {label} with every metric")
+        score = score_volumes(final_preds, self.truth, **scoring)
+        score["checkpoint"] = str(Path(final_model.path).relative_to(out))
+        return {"score": score, "first_pred": final_preds[0]}
+
+
+def _cpu_halves() -> tuple[list[int], list[int]] | None:
+    """This process's CPUs split in two halves (``None`` where affinity is not available or
+    fewer than two CPUs are allowed)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return cpus[:half], cpus[half:]
+
+
+def _method_worker(
+    job: _MethodJob, method: str, cfg: Any, cpus: list[int] | None, queue: Any
+) -> None:
+    """Child process of :func:`_run_methods_concurrently`: pin to ``cpus``, run ``job`` for
+    ``method`` and report every line, stage and the outcome through ``queue``."""
+    try:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if cfg.threads is None:  # torch's default would count the parent's CPUs
+            torch.set_num_threads(len(cpus) if cpus else torch.get_num_threads())
+        minute = [0]
+
+        def heartbeat(info: dict[str, Any]) -> None:
+            m = int(info["elapsed_s"] // 60)
+            if m > minute[0]:
+                minute[0] = m
+                queue.put(
+                    ("say", method, f"  {METHOD_LABELS[method]}: step {info['step']}, {m} min")
+                )
+
+        outcome = job.run(
+            method,
+            cfg,
+            progress=False,
+            tell=lambda msg: queue.put(("say", method, msg)),
+            on_stage=lambda kind, value: queue.put(("stage", method, kind, value)),
+            callback=heartbeat,
+        )
+        queue.put(("done", method, outcome))
+    except KeyboardInterrupt:
+        queue.put(("done", method, None))
+    except BaseException as exc:  # reported to the parent, which raises
+        import traceback
+
+        queue.put(("error", method, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+def _run_methods_concurrently(
+    job: _MethodJob,
+    configs: dict[str, Any],
+    tell: Say,
+    on_stage: Callable[[str, str, Any], None],
+) -> dict[str, dict[str, Any]]:
+    """Run :class:`_MethodJob` for both methods at the same time, each in its own process
+    pinned to one half of this process's CPUs (``--concurrent``): both see the same machine
+    load, which a wall-clock comparison on a shared machine needs.  Progress lines come back
+    prefixed with the method; an interrupted or failed child raises ``OutputError`` once both
+    have stopped (an interrupted training keeps its checkpoint)."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    halves = _cpu_halves()
+    if halves is None:
+        tell("only one CPU available: the two methods share it (--concurrent)")
+        cpus: dict[str, list[int] | None] = dict.fromkeys(METHODS)
+    else:
+        cpus = dict(zip(METHODS, halves, strict=True))
+        tell(
+            "training both methods at the same time: "
+            + ", ".join(f"{METHOD_LABELS[m]} on CPUs {cpus[m]}" for m in METHODS)
+        )
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = {
+        m: ctx.Process(
+            target=_method_worker, args=(job, m, configs[m], cpus[m], q), name=f"cryogen-{m}"
+        )
+        for m in METHODS
+    }
+    for p in procs.values():
+        p.start()
+    outcomes: dict[str, dict[str, Any] | None] = {}
+    errors: dict[str, str] = {}
+    interrupted = False
+    try:
+        while len(outcomes) + len(errors) < len(procs):
+            try:
+                msg = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                for m, p in procs.items():
+                    if m not in outcomes and m not in errors and not p.is_alive():
+                        # a last message may still be in the pipe
+                        try:
+                            msg = q.get(timeout=5.0)
+                            break
+                        except queue_mod.Empty:
+                            errors[m] = f"its process ended with exit code {p.exitcode}"
+                else:
+                    continue
+            kind, method = msg[0], msg[1]
+            if kind == "say":
+                tell(msg[2])
+            elif kind == "stage":
+                on_stage(method, msg[2], msg[3])
+            elif kind == "done":
+                outcomes[method] = msg[2]
+            else:
+                logger.error("%s failed:\n%s", method, msg[3])
+                errors[method] = msg[2]
+    except KeyboardInterrupt:
+        interrupted = True  # the children got the signal too and write their checkpoints
+    finally:
+        for p in procs.values():
+            p.join(timeout=None if interrupted else 60)
+            if p.is_alive():
+                p.terminate()
+    if errors:
+        raise OutputError(
+            "; ".join(f"training {METHOD_LABELS[m]} failed: {e}" for m, e in errors.items())
+            + f" (partial results are in {job.out})"
+        )
+    if interrupted or any(o is None for o in outcomes.values()):
+        raise OutputError(f"training was interrupted; partial results are in {job.out}")
+    return {m: o for m, o in outcomes.items() if o is not None}
+
+
 def run_benchmark(
     settings: BenchmarkSettings,
     out_dir: str | os.PathLike,
@@ -1072,94 +1305,44 @@ def run_benchmark(
     corrupted_np = [c.numpy() for c in case.corrupted]
     truth_np = [t.numpy() for t in case.truth]
     from cryogen.device import pick_device
-    from cryogen.predict import load_model
 
-    for method in METHODS:
-        cfg = configs[method]
-        run_dir = out / "runs" / method
-        budget = f"{cfg.steps} steps" if cfg.steps is not None else f"{cfg.minutes:g} min"
-        tell(f"training {METHOD_LABELS[method]} ({budget}) in {run_dir}")
-        from cryogen.train import train
-
-        res = train(
-            cfg,
-            corrupted_np,
-            run_dir,
-            voxel_size=case.voxel_size,
-            overwrite=True,
-            progress=progress,
-        )
-        results["training"][method] = {
-            "steps": res.step,
-            "minutes": res.elapsed_s / 60.0,
-            "interrupted": res.interrupted,
-            "run_dir": str(Path("runs") / method),
-            "config": cfg.model_dump(mode="json"),
-        }
-        results["settings"]["device_used"] = str(pick_device(cfg.device))
+    def on_stage(method: str, kind: str, value: dict[str, Any] | list[Any]) -> None:
+        results[kind][method] = value
+        if kind == "training":
+            results["settings"]["device_used"] = str(pick_device(configs[method].device))
         save()
-        if res.interrupted:
+
+    def finish(method: str, outcome: dict[str, Any] | None) -> None:
+        if outcome is None:
             raise OutputError(f"training of {method} was interrupted; partial results are in {out}")
-        snaps = sorted((run_dir / "checkpoints").glob("step_*.pt"))
-        tell(
-            f"{METHOD_LABELS[method]}: {res.step} steps in {res.elapsed_s / 60:.2f} min; "
-            f"scoring {len(snaps)} checkpoints"
-        )
-        curve = [dict(corrupted_curve)]
-        final_model = None
-        final_preds: list[np.ndarray] | None = None
-        for k, snap in enumerate(snaps):
-            model = load_model(snap, cfg.device)
-            step, minutes = _snapshot_minutes(snap)
-            preds = predict_volumes(model, corrupted_np, tta=s.tta)
-            last = k == len(snaps) - 1
-            sc = score_volumes(
-                preds,
-                truth_np,
-                tilt_min=s.tilt_min,
-                tilt_max=s.tilt_max,
-                voxel_size=case.voxel_size,
-                full=False,
-            )
-            curve.append(
-                {
-                    "step": step,
-                    "minutes": minutes,
-                    "psnr": sc["psnr"],
-                    "ssim_global": sc["ssim_global"],
-                }
-            )
-            tell(
-                f"  {METHOD_LABELS[method]} step {step} ({minutes:.2f} min): PSNR "
-                f"{sc['psnr']:.2f} dB, SSIM {sc['ssim_global']:.4f}"
-            )
-            if last:
-                final_model, final_preds = model, preds
-        results["curves"][method] = curve
-        save()
-        if final_preds is None:  # no snapshot (cannot happen: train saves one at the end)
-            final_model = load_model(run_dir, cfg.device)
-            final_preds = predict_volumes(final_model, corrupted_np, tta=s.tta)
-        tell(f"scoring {METHOD_LABELS[method]} with every metric")
-        score = score_volumes(
-            final_preds,
-            truth_np,
-            tilt_min=s.tilt_min,
-            tilt_max=s.tilt_max,
-            voxel_size=case.voxel_size,
-        )
-        score["checkpoint"] = str(final_model.path.relative_to(out)) if final_model else None
+        score = outcome["score"]
         results["scores"][method] = score
-        _save_volume(out / "volumes" / f"{method}.mrc", final_preds[0], case.voxel_size)
+        _save_volume(out / "volumes" / f"{method}.mrc", outcome["first_pred"], case.voxel_size)
         fig = f"figure_{method}.png"
-        _method_figure(out / fig, case, final_preds[0], method, score)
-        files += [f"volumes/{method}.mrc", fig]
+        _method_figure(out / fig, case, outcome["first_pred"], method, score)
+        files.extend([f"volumes/{method}.mrc", fig])
         save()
         tell(
             f"{METHOD_LABELS[method]}: PSNR {score['psnr']:.2f} dB, SSIM "
             f"{score['ssim_global']:.4f} (corrupted {results['scores']['corrupted']['psnr']:.2f}"
             f" / {results['scores']['corrupted']['ssim_global']:.4f})"
         )
+
+    job = _MethodJob(s, corrupted_np, truth_np, case.voxel_size, out, corrupted_curve)
+    if s.concurrent:
+        outcomes = _run_methods_concurrently(job, configs, tell, on_stage)
+        for method in METHODS:
+            finish(method, outcomes[method])
+    else:  # each method finished before the next starts: a crash keeps it
+        for method in METHODS:
+            outcome = job.run(
+                method,
+                configs[method],
+                progress=progress,
+                tell=tell,
+                on_stage=lambda kind, value, m=method: on_stage(m, kind, value),
+            )
+            finish(method, outcome)
     iso = results["scores"]["isonet"]
     results["time_to_quality"] = time_to_quality(
         iso["psnr"], results["training"]["isonet"]["minutes"], results["curves"]["cryogen"]

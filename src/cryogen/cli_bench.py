@@ -151,6 +151,15 @@ def register(app: typer.Typer) -> None:
                 "--tta` (every checkpoint: about 4x the scoring time).",
             ),
         ] = False,
+        concurrent: Annotated[
+            bool,
+            typer.Option(
+                "--concurrent",
+                help="Train (and score) the two methods at the same time, each in its own "
+                "process on half of the CPUs: both see the same machine load, and a CPU "
+                "run takes about half the time (the cpu preset trains on one thread).",
+            ),
+        ] = False,
         repeats: Annotated[
             int,
             typer.Option(
@@ -197,6 +206,7 @@ def register(app: typer.Typer) -> None:
             overrides=parse_set_options(set_),
             curve_points=curve_points,
             tta=tta,
+            concurrent=concurrent,
         )
         if repeats > 1:
             _run_repeats(settings, output, repeats, overwrite, resume, quiet)

@@ -1,0 +1,123 @@
+"""``cryogen benchmark --concurrent``: the two methods trained at the same time in two
+processes give the very results of the same benchmark run one after the other (with a step
+budget the runs are deterministic), progress comes back prefixed, and a child that fails or
+dies is reported in one line once both have stopped."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from cryogen import benchmark
+from cryogen.benchmark import (
+    BenchmarkSettings,
+    _MethodJob,
+    _run_methods_concurrently,
+    run_benchmark,
+)
+from cryogen.errors import OutputError
+from test_bench import TINY, TINY_OVERRIDES, assert_one_line_error, read_mrc, run
+
+
+def _settings(**kw):
+    return BenchmarkSettings(
+        "sphere", steps=3, size=32, overrides=TINY_OVERRIDES, curve_points=1, **kw
+    )
+
+
+def test_concurrent_equals_one_after_the_other(tmp_path):
+    lines: list[str] = []
+    seq = run_benchmark(_settings(), tmp_path / "seq")
+    con = run_benchmark(_settings(concurrent=True), tmp_path / "con", say=lines.append)
+    assert con["status"] == "complete" and con["settings"]["concurrent"] is True
+    for m in ("isonet", "cryogen"):
+        assert con["training"][m]["steps"] == seq["training"][m]["steps"] == 3
+
+        def timeless(curve):
+            return [{k: v for k, v in p.items() if k != "minutes"} for p in curve]
+
+        assert timeless(con["curves"][m]) == timeless(seq["curves"][m])
+        for key in ("psnr", "ssim_global", "wedge_corr", "res_z", "res_x"):
+            assert con["scores"][m][key] == seq["scores"][m][key], (m, key)
+        np.testing.assert_array_equal(
+            read_mrc(tmp_path / "con" / "volumes" / f"{m}.mrc"),
+            read_mrc(tmp_path / "seq" / "volumes" / f"{m}.mrc"),
+        )
+        assert (tmp_path / "con" / f"figure_{m}.png").is_file()
+    assert con["files"] == seq["files"]
+    assert (tmp_path / "con" / "psnr_vs_time.png").is_file()
+    md = (tmp_path / "con" / "results.md").read_text()
+    assert "at the same time" in md
+    assert "one after the other" in (tmp_path / "seq" / "results.md").read_text()
+    # progress of both children came back through the parent
+    assert any(line.startswith("training IsoNet-style") for line in lines)
+    assert any(line.startswith("training CryoGEN") for line in lines)
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
+        assert any("on CPUs" in line for line in lines)
+
+
+def test_concurrent_through_the_cli(tmp_path):
+    out = tmp_path / "b"
+    r = run("benchmark", "sphere", "-o", out, "--size", 32, "--steps", 2, "--concurrent", *TINY)
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["concurrent"] is True and res["status"] == "complete"
+    assert set(res["scores"]) == {"corrupted", "isonet", "cryogen"}
+
+
+class _FailingJob(_MethodJob):
+    """CryoGEN's child raises (or dies) before training; the baseline's finishes at once."""
+
+    how: str = "raise"
+
+    def run(self, method, cfg, *, progress, tell, on_stage, callback=None):
+        if method == "cryogen":
+            if self.how == "die":
+                os._exit(3)
+            raise ValueError("boom")
+        tell("baseline done")
+        on_stage("training", {"steps": 0})
+        return {"score": {}, "first_pred": np.zeros((2, 2, 2), np.float32)}
+
+
+class _DyingJob(_FailingJob):
+    how = "die"
+
+
+@pytest.mark.parametrize(
+    "job_class, needle", [(_FailingJob, "ValueError: boom"), (_DyingJob, "exit code 3")]
+)
+def test_a_failing_child_is_one_line_after_both_stop(tmp_path, job_class, needle):
+    settings = _settings(concurrent=True)
+    configs = {m: benchmark._train_config(settings, m) for m in benchmark.METHODS}
+    job = job_class(settings, [], [], 1.0, tmp_path, {})
+    lines, stages = [], []
+    with pytest.raises(OutputError) as info:
+        _run_methods_concurrently(
+            job, configs, lines.append, lambda m, k, v: stages.append((m, k, v))
+        )
+    text = str(info.value)
+    assert "training CryoGEN failed" in text and needle in text and "\n" not in text
+    assert "baseline done" in lines  # the other child's progress still came through
+    assert stages == [("isonet", "training", {"steps": 0})]
+
+
+def test_concurrent_error_on_the_command_line_is_one_line(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OutputError("training CryoGEN failed: ValueError: boom")
+
+    monkeypatch.setattr(benchmark, "_run_methods_concurrently", fail)
+    r = run(
+        "benchmark",
+        "sphere",
+        "-o",
+        tmp_path / "b",
+        "--size",
+        32,
+        "--steps",
+        1,
+        "--concurrent",
+        *TINY,
+    )
+    assert_one_line_error(r, "training CryoGEN failed")
