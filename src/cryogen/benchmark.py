@@ -81,6 +81,7 @@ __all__ = [
     "build_case",
     "case_train_settings",
     "corrupt",
+    "format_metric",
     "demo_sphere",
     "predict_volumes",
     "random_rotation",
@@ -632,7 +633,8 @@ def _write_json(path: Path, obj: Any) -> None:
     _write_text(path, json.dumps(_json_clean(obj), indent=2) + "\n")
 
 
-def _fmt(key: str, v: Any) -> str:
+def format_metric(key: str, v: Any) -> str:
+    """A metric value as the tables print it (``n/a`` for missing or non-finite)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     return TABLE_METRICS[key][1].format(v) if key in TABLE_METRICS else str(v)
@@ -693,7 +695,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         tr = training.get(row, {})
         steps = str(tr.get("steps", "")) if tr else ""
         mins = f"{tr['minutes']:.2f}" if tr.get("minutes") is not None else ""
-        cells = [_fmt(k, sc.get(k)) for k in keys]
+        cells = [format_metric(k, sc.get(k)) for k in keys]
         lines.append(f"| {METHOD_LABELS[row]} | " + " | ".join(cells) + f" | {steps} | {mins} |")
     paper = PAPER_TABLE1.get(case)
     if paper:

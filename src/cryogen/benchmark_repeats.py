@@ -43,10 +43,10 @@ from cryogen.benchmark import (
     TABLE_METRICS,
     BenchmarkSettings,
     Say,
-    _fmt,
     _write_json,
     _write_text,
     case_lines,
+    format_metric,
     make_output_dir,
     run_benchmark,
 )
@@ -238,12 +238,12 @@ def _targets(case: str, summary: dict[str, Any], paper_protocol: bool) -> list[d
 def _signed(key: str, v: float | None) -> str:
     if v is None or not math.isfinite(v):
         return "n/a"
-    text = _fmt(key, abs(v))
+    text = format_metric(key, abs(v))
     return ("+" if v >= 0 else "-") + text
 
 
 def _seed_cell(r: dict[str, Any]) -> str:
-    text = f"{_fmt('psnr', r['psnr'])} / {_fmt('ssim_global', r['ssim_global'])}"
+    text = f"{format_metric('psnr', r['psnr'])} / {format_metric('ssim_global', r['ssim_global'])}"
     return text + (f"; {r['steps']}" if "steps" in r else "")
 
 
@@ -281,7 +281,9 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
             for k in keys:
                 m, lo, hi = (summary[st][row].get(k) for st in ("median", "min", "max"))
                 cells.append(
-                    f"{_fmt(k, m)} [{_fmt(k, lo)}, {_fmt(k, hi)}]" if m is not None else "n/a"
+                    f"{format_metric(k, m)} [{format_metric(k, lo)}, {format_metric(k, hi)}]"
+                    if m is not None
+                    else "n/a"
                 )
             steps = summary["median"][row].get("steps") if row in METHODS else None
             lines.append(

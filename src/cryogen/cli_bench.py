@@ -7,7 +7,6 @@ are ``CryogenError`` subclasses, which ``cryogen.cli`` prints as one line.
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -20,14 +19,6 @@ from rich.table import Table
 __all__ = ["register"]
 
 console = Console()
-
-
-def _cell(key: str, value: Any) -> str:
-    from cryogen.benchmark import TABLE_METRICS
-
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return TABLE_METRICS[key][1].format(value) if key in TABLE_METRICS else str(value)
 
 
 def _say(msg: str) -> None:
@@ -185,7 +176,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the IsoNet-style baseline and CryoGEN on a phantom with the same budget, seed
         and data, and score both against the truth (the paper's Table 1)."""
-        from cryogen.benchmark import METHOD_LABELS, TABLE_METRICS, BenchmarkSettings
+        from cryogen.benchmark import METHOD_LABELS, TABLE_METRICS, BenchmarkSettings, format_metric
         from cryogen.benchmark import run_benchmark as run
         from cryogen.cli_train import parse_set_options
         from cryogen.errors import InputError
@@ -233,14 +224,14 @@ def register(app: typer.Typer) -> None:
             table.add_column(TABLE_METRICS[k][0], justify="right")
         for row in ("corrupted", "isonet", "cryogen"):
             sc = results["scores"][row]
-            table.add_row(METHOD_LABELS[row], *(_cell(k, sc.get(k)) for k in keys))
+            table.add_row(METHOD_LABELS[row], *(format_metric(k, sc.get(k)) for k in keys))
         console.print(table)
         console.print(f"wrote {output / 'results.json'}, results.md, figures and volumes/")
 
     def _run_repeats(
         settings: Any, output: Path, repeats: int, overwrite: bool, resume: bool, quiet: bool
     ) -> None:
-        from cryogen.benchmark import METHOD_LABELS, METHODS, TABLE_METRICS
+        from cryogen.benchmark import METHOD_LABELS, METHODS, TABLE_METRICS, format_metric
         from cryogen.benchmark_repeats import _signed, run_benchmark_repeats
 
         results = run_benchmark_repeats(
@@ -265,7 +256,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(TABLE_METRICS[k][0], justify="right")
         for row in ("corrupted", *METHODS):
             table.add_row(
-                METHOD_LABELS[row], *(_cell(k, summary["median"][row].get(k)) for k in keys)
+                METHOD_LABELS[row], *(format_metric(k, summary["median"][row].get(k)) for k in keys)
             )
         paired = summary["paired"]
         table.add_row(
@@ -318,7 +309,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The shortest benchmark: a hollow sphere, a +-60 deg missing wedge, CryoGEN trained
         for a few minutes on the CPU; prints the scores and writes a figure."""
-        from cryogen.benchmark import DEMO_METRICS, TABLE_METRICS
+        from cryogen.benchmark import DEMO_METRICS, TABLE_METRICS, format_metric
         from cryogen.benchmark import run_demo as run
         from cryogen.cli_train import parse_set_options
 
@@ -342,7 +333,9 @@ def register(app: typer.Typer) -> None:
         table.add_column("corrected", justify="right")
         for k in DEMO_METRICS:
             table.add_row(
-                TABLE_METRICS[k][0], _cell(k, res["corrupted"][k]), _cell(k, res["corrected"][k])
+                TABLE_METRICS[k][0],
+                format_metric(k, res["corrupted"][k]),
+                format_metric(k, res["corrected"][k]),
             )
         console.print(table)
         console.print(
