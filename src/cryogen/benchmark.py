@@ -81,8 +81,8 @@ __all__ = [
     "build_case",
     "case_train_settings",
     "corrupt",
-    "format_metric",
     "demo_sphere",
+    "format_metric",
     "predict_volumes",
     "random_rotation",
     "render_markdown",
@@ -1135,7 +1135,11 @@ def _run_methods_concurrently(
 
     halves = _cpu_halves()
     if halves is None:
-        tell("only one CPU available: the two methods share it (--concurrent)")
+        tell(
+            "only one CPU available: the two methods share it (--concurrent)"
+            if hasattr(os, "sched_getaffinity")
+            else "no CPU pinning on this system: the two methods share the CPUs (--concurrent)"
+        )
         cpus: dict[str, list[int] | None] = dict.fromkeys(METHODS)
     else:
         cpus = dict(zip(METHODS, halves, strict=True))
