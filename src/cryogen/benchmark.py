@@ -1107,7 +1107,9 @@ def _method_worker(
             cfg,
             progress=False,
             tell=lambda msg: queue.put(("say", method, msg)),
-            on_stage=lambda kind, value: queue.put(("stage", method, kind, value)),
+            on_stage=lambda kind, value: queue.put(
+                ("stage", method, kind, {**value, "cpus": cpus} if kind == "training" else value)
+            ),
             callback=heartbeat,
         )
         queue.put(("done", method, outcome))
@@ -1126,10 +1128,11 @@ def _run_methods_concurrently(
     on_stage: Callable[[str, str, Any], None],
 ) -> dict[str, dict[str, Any]]:
     """Run :class:`_MethodJob` for both methods at the same time, each in its own process
-    pinned to one half of this process's CPUs (``--concurrent``): both see the same machine
-    load, which a wall-clock comparison on a shared machine needs.  Progress lines come back
-    prefixed with the method; an interrupted or failed child raises ``OutputError`` once both
-    have stopped (an interrupted training keeps its checkpoint)."""
+    pinned to one half of this process's CPUs (``--concurrent``; the halves swap on odd
+    seeds): both see the same machine load, which a wall-clock comparison on a shared machine
+    needs.  Progress lines come back prefixed with the method; an interrupted or failed child
+    raises ``OutputError`` once both have stopped (an interrupted training keeps its
+    checkpoint)."""
     import multiprocessing as mp
     import queue as queue_mod
 
@@ -1142,7 +1145,10 @@ def _run_methods_concurrently(
         )
         cpus: dict[str, list[int] | None] = dict.fromkeys(METHODS)
     else:
-        cpus = dict(zip(METHODS, halves, strict=True))
+        # odd seeds swap the halves: over a repeat, any difference between the CPUs (one
+        # may serve more interrupts) falls on both methods alike
+        order = halves if job.settings.seed % 2 == 0 else halves[::-1]
+        cpus = dict(zip(METHODS, order, strict=True))
         tell(
             "training both methods at the same time: "
             + ", ".join(f"{METHOD_LABELS[m]} on CPUs {cpus[m]}" for m in METHODS)
