@@ -85,7 +85,7 @@ class _FailingJob(_MethodJob):
         if method == "cryogen":
             if self.how == "die":
                 os._exit(3)
-            raise ValueError("boom")
+            raise ValueError("boom\n  (a second line)")
         tell("baseline done")
         on_stage("training", {"steps": 0})
         return {"score": {}, "first_pred": np.zeros((2, 2, 2), np.float32)}

@@ -1118,7 +1118,8 @@ def _method_worker(
     except BaseException as exc:  # reported to the parent, which raises
         import traceback
 
-        queue.put(("error", method, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        one_line = " ".join(f"{type(exc).__name__}: {exc}".split())
+        queue.put(("error", method, one_line, traceback.format_exc()))
 
 
 def _run_methods_concurrently(
