@@ -1090,8 +1090,8 @@ def _method_worker(
     try:
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
-        if cfg.threads is None:  # torch's default would count the parent's CPUs
-            torch.set_num_threads(len(cpus) if cpus else torch.get_num_threads())
+        if cfg.threads is None and cpus:  # torch's default would count the parent's CPUs
+            torch.set_num_threads(len(cpus))
         minute = [0]
 
         def heartbeat(info: dict[str, Any]) -> None:
