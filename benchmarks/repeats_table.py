@@ -2,7 +2,10 @@
 
 Each row is one folder's ``results.json``: the medians [min, max] of both methods' PSNR,
 their median global SSIM, the median paired difference CryoGEN - IsoNet-style with the
-number of seeds CryoGEN is ahead on, median steps, and time to quality per seed.
+number of seeds CryoGEN is ahead on, median steps, time to quality per seed, and issue 3's
+stability criterion (the largest PSNR drop of a checkpoint after 2 minutes below the best one
+before it, worst seed; folders summarised before it was reported are summarised again from
+their seed folders).
 
 Example::
 
@@ -16,7 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from cryogen.benchmark_repeats import REPEATS_FORMAT
+from cryogen.benchmark import METHODS
+from cryogen.benchmark_repeats import REPEATS_FORMAT, summarise_repeats
 
 
 def row(folder: Path) -> str:
@@ -25,7 +29,10 @@ def row(folder: Path) -> str:
         raise SystemExit(f"{folder}: not a repeated benchmark (cryogen benchmark --repeats N)")
     s = res["summary"]
     if not s:
-        return f"| {folder.name} | no seed finished | | | | | | |"
+        return f"| {folder.name} | no seed finished | | | | | | | |"
+    if "stability" not in s:  # summarised before the criterion was: again from the seeds
+        runs = [json.loads((folder / r["dir"] / "results.json").read_text()) for r in res["runs"]]
+        s = summarise_repeats([r for r in runs if r.get("status") == "complete"])
 
     def psnr(m: str) -> str:
         med, lo, hi = (s[k][m]["psnr"] for k in ("median", "min", "max"))
@@ -40,8 +47,14 @@ def row(folder: Path) -> str:
         f"{p['median']:+.2f} ({p['ahead']} of {p['n']}) | "
         f"{q['median']:+.4f} ({q['ahead']} of {q['n']}) | "
         f"{s['median']['isonet']['steps']:.0f} / {s['median']['cryogen']['steps']:.0f} | "
-        f"{t['reached']} of {t['n']} ({fractions}) |"
+        f"{t['reached']} of {t['n']} ({fractions}) | "
+        + " / ".join(_drop(s["stability"][m]) for m in METHODS)
+        + " |"
     )
+
+
+def _drop(st: dict) -> str:
+    return "n/a" if st["max_drop"] is None else f"{st['max_drop']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "| run | seeds | IsoNet-style PSNR median [min, max] / SSIM | CryoGEN PSNR median "
         "[min, max] / SSIM | CryoGEN - IsoNet-style PSNR, median (ahead) | same, global SSIM | "
-        "steps (medians) | time to quality reached (per seed) |"
+        "steps (medians) | time to quality reached (per seed) | largest drop after 2 min, "
+        "worst seed (IsoNet-style / CryoGEN, dB) |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 9 + "|")
     for f in args.folders:
         print(row(f))
     return 0

@@ -20,6 +20,7 @@ from cryogen.benchmark import (
     case_train_settings,
     corrupt,
     demo_sphere,
+    largest_drop,
     rotate_volume,
     run_benchmark,
     time_to_quality,
@@ -137,6 +138,9 @@ def test_benchmark_sphere_end_to_end(tmp_path):
         assert curve[-1]["step"] == 6 and len(curve) == 1 + 3
         minutes = [c["minutes"] for c in curve]
         assert minutes == sorted(minutes) and minutes[-1] > 0
+    # issue 3's stability criterion from the same curves (a few steps: no checkpoint after
+    # 2 minutes, so no value)
+    assert res["stability"] == {m: largest_drop(res["curves"][m]) for m in ("isonet", "cryogen")}
     ttq = res["time_to_quality"]
     assert ttq["baseline_psnr"] == res["scores"]["isonet"]["psnr"]
     assert ttq["reached"] == any(
@@ -180,7 +184,7 @@ def test_a_crash_keeps_what_was_finished(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cryogen.train, "train", flaky_train)
     settings = BenchmarkSettings(
-        "sphere", steps=2, size=32, overrides=TINY_OVERRIDES, curve_points=1
+        "sphere", steps=2, size=32, overrides=TINY_OVERRIDES, curve_points=1, concurrent=False
     )
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_benchmark(settings, tmp_path / "b")
@@ -197,7 +201,13 @@ def test_tta_predicts_both_methods_with_the_rotation_average(tmp_path):
     from cryogen.predict import load_model, predict_volume
 
     settings = BenchmarkSettings(
-        "sphere", steps=2, size=32, overrides=TINY_OVERRIDES, curve_points=1, tta=True
+        "sphere",
+        steps=2,
+        size=32,
+        overrides=TINY_OVERRIDES,
+        curve_points=1,
+        tta=True,
+        concurrent=False,
     )
     res = run_benchmark(settings, tmp_path / "b")
     assert res["settings"]["tta"] is True
@@ -261,6 +271,48 @@ def test_time_to_quality_interpolates_between_checkpoints():
     assert not t["reached"] and t["minutes"] is None and t["fraction"] is None
     t = time_to_quality(19.0, 10.0, curve)  # already there untrained
     assert t["reached"] and t["minutes"] == 0.0
+
+
+def test_largest_drop_is_issue_3s_stability_criterion():
+    curve = [
+        {"minutes": 0.0, "psnr": 20.0},
+        {"minutes": 1.0, "psnr": 30.0},
+        {"minutes": 2.0, "psnr": 29.0},  # not after the first 2 minutes: not counted
+        {"minutes": 3.0, "psnr": 28.5},  # 1.5 below the best before it (30 at 1 min)
+        {"minutes": 4.0, "psnr": 31.0},
+        {"minutes": 5.0, "psnr": 30.8},
+    ]
+    assert largest_drop(curve) == pytest.approx(1.5)
+    assert largest_drop(curve, after_minutes=3.0) == pytest.approx(0.2)
+    assert largest_drop(curve[::-1]) == pytest.approx(1.5)  # order of the points is time's
+    rising = [{"minutes": float(m), "psnr": 20.0 + m} for m in range(6)]
+    assert largest_drop(rising) == 0.0
+    assert largest_drop(curve[:3]) is None  # nothing after 2 minutes
+    assert largest_drop([{"minutes": 3.0, "psnr": 30.0}]) is None  # nothing before it
+    assert largest_drop([]) is None
+
+
+def test_stability_is_reported_with_the_targets():
+    from cryogen.benchmark import _targets, render_markdown
+
+    scores = {m: {"psnr": 30.0, "ssim_global": 0.9} for m in ("corrupted", "isonet", "cryogen")}
+    checks = _targets("sphere", scores, True, drop=1.2)
+    [stable] = [c for c in checks if "stable" in c["target"]]
+    assert not stable["met"] and "1.20 dB" in stable["value"]
+    assert [c for c in _targets("sphere", scores, True, drop=0.4) if "stable" in c["target"]][0][
+        "met"
+    ]
+    assert not [c for c in _targets("sphere", scores, True) if "stable" in c["target"]]
+    results = {
+        "settings": dict(BenchmarkSettings("sphere", concurrent=True).__dict__),
+        "scores": scores,
+        "stability": {"isonet": 1.38, "cryogen": None},
+        "targets": checks,
+    }
+    text = render_markdown(results)
+    assert "**Stability**" in text and "IsoNet-style 1.38 dB" in text
+    assert "CryoGEN n/a (no checkpoint after 2 min)" in text
+    assert "CryoGEN stable: after 2 min no checkpoint more than 1 dB" in text and "MISSED" in text
 
 
 def test_case_settings_follow_the_paper():

@@ -1,14 +1,18 @@
 """``cryogen benchmark --concurrent``: the two methods trained at the same time in two
 processes give the very results of the same benchmark run one after the other (with a step
 budget the runs are deterministic), progress comes back prefixed, and a child that fails or
-dies is reported in one line once both have stopped."""
+dies is reported in one line once both have stopped; by default a CPU benchmark trains the
+two at the same time, and a resumed repeat keeps how its finished seeds ran."""
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
+import cryogen.benchmark_repeats as br
 from cryogen import benchmark
 from cryogen.benchmark import (
     BenchmarkSettings,
@@ -28,7 +32,7 @@ def _settings(**kw):
 
 def test_concurrent_equals_one_after_the_other(tmp_path):
     lines: list[str] = []
-    seq = run_benchmark(_settings(), tmp_path / "seq")
+    seq = run_benchmark(_settings(concurrent=False), tmp_path / "seq")
     con = run_benchmark(_settings(concurrent=True), tmp_path / "con", say=lines.append)
     assert con["status"] == "complete" and con["settings"]["concurrent"] is True
     for m in ("isonet", "cryogen"):
@@ -131,3 +135,68 @@ def test_concurrent_error_on_the_command_line_is_one_line(tmp_path, monkeypatch)
         *TINY,
     )
     assert_one_line_error(r, "training CryoGEN failed")
+
+
+# ------------------------------------------------------------------------------ the default
+def test_the_default_trains_at_the_same_time_on_a_cpu_with_two_cpus(monkeypatch):
+    import cryogen.device
+
+    halves = ([0], [1])
+    monkeypatch.setattr(benchmark, "_cpu_halves", lambda: halves)
+    assert _settings().resolved().concurrent is True
+    assert _settings(device="cpu").resolved().concurrent is True
+    for given in (True, False):  # what is given is kept
+        assert _settings(concurrent=given).resolved().concurrent is given
+    monkeypatch.setattr(benchmark, "_cpu_halves", lambda: None)  # one CPU
+    assert _settings().resolved().concurrent is False
+    monkeypatch.setattr(benchmark, "_cpu_halves", lambda: halves)
+    monkeypatch.setattr(cryogen.device, "pick_device", lambda name: torch.device("cuda"))
+    assert _settings().resolved().concurrent is False  # one GPU: one after the other
+    assert _settings(concurrent=True).resolved().concurrent is True
+
+
+def _fake_runs(monkeypatch, calls):
+    """``run_benchmark`` replaced by one that records the settings and writes a finished
+    folder with a result computed from the seed."""
+    from test_bench_repeats import fake_result
+
+    def fake(settings, out, **kwargs):
+        settings = settings.resolved()
+        calls.append((settings.seed, settings.concurrent))
+        res = fake_result(settings.seed, 30.0, 30.5)
+        res["settings"] = dict(settings.__dict__)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(res))
+        return res
+
+    monkeypatch.setattr(br, "run_benchmark", fake)
+
+
+def test_repeats_decide_once_and_resume_as_the_finished_seeds_ran(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark, "_cpu_halves", lambda: ([0], [1]))
+    calls: list[tuple[int, bool]] = []
+    _fake_runs(monkeypatch, calls)
+    s = BenchmarkSettings("sphere", steps=2, size=32)
+    res = br.run_benchmark_repeats(s, tmp_path / "auto", 2)
+    assert calls == [(0, True), (1, True)] and res["settings"]["concurrent"] is True
+    assert "at the same time" in (tmp_path / "auto" / "results.md").read_text()
+
+    # seeds finished one after the other: resuming with the default keeps that
+    calls.clear()
+    br.run_benchmark_repeats(replace(s, concurrent=False), tmp_path / "seq", 2)
+    calls.clear()
+    res = br.run_benchmark_repeats(s, tmp_path / "seq", 3, resume=True)
+    assert calls == [(2, False)] and res["settings"]["concurrent"] is False
+    assert "one after the other" in (tmp_path / "seq" / "results.md").read_text()
+    # ... a folder from before the option (no "concurrent" in its settings) too
+    for seed in (0, 1, 2):
+        f = tmp_path / "seq" / f"seed_{seed}" / "results.json"
+        old = json.loads(f.read_text())
+        del old["settings"]["concurrent"]
+        f.write_text(json.dumps(old))
+    calls.clear()
+    br.run_benchmark_repeats(s, tmp_path / "seq", 4, resume=True)
+    assert calls == [(3, False)]
+    # asking for the other way on resume is refused, naming the option
+    with pytest.raises(OutputError, match="other settings.*concurrent"):
+        br.run_benchmark_repeats(replace(s, concurrent=True), tmp_path / "seq", 4, resume=True)

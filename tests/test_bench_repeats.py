@@ -76,6 +76,38 @@ def test_summary_medians_and_paired_differences():
     assert t["median_fraction"] == 0.9
 
 
+def test_stability_over_seeds_from_the_curves():
+    def curve(*psnrs):  # one checkpoint per minute from 0
+        return [{"minutes": float(i), "psnr": p} for i, p in enumerate(psnrs)]
+
+    runs = [fake_result(s, 30.0, 30.0) for s in range(3)]
+    runs[0]["curves"] = {"isonet": curve(20, 30, 30, 28.6, 30), "cryogen": curve(20, 29, 30, 30)}
+    runs[1]["curves"] = {"isonet": curve(20, 30, 31, 30.9), "cryogen": curve(20, 29, 30, 29.5)}
+    # runs[2] has no curves (a fake): no drop, not counted
+    s = summarise_repeats(runs)
+    assert [e["drop"]["isonet"] for e in s["per_seed"]] == [
+        pytest.approx(1.4),
+        pytest.approx(0.1),
+        None,
+    ]
+    st = s["stability"]
+    assert st["isonet"]["max_drop"] == pytest.approx(1.4) and st["isonet"]["stable"] == 1
+    assert st["isonet"]["n"] == 2
+    assert st["cryogen"]["max_drop"] == pytest.approx(0.5) and st["cryogen"]["stable"] == 2
+    checks = br._targets("sphere", s, True)
+    [stable] = [c for c in checks if "stable" in c["target"]]
+    assert stable["met"] and "stable on 2 of 2 seeds" in stable["value"]
+    results = {
+        "settings": dict(BenchmarkSettings("sphere", concurrent=True).__dict__),
+        "seeds": [0, 1, 2],
+        "summary": s,
+        "targets": checks,
+    }
+    text = render_repeats_markdown(results)
+    assert "IsoNet-style at most 1.40 dB, within 1 dB on 1 of 2 seeds" in text
+    assert "| 1.40 dB / 0.00 dB |" in text and "| n/a / n/a |" in text
+
+
 def test_time_to_quality_median_not_reached_when_most_seeds_miss():
     runs = [fake_result(0, 30, 29), fake_result(1, 30, 29), fake_result(2, 30, 31, ttq=0.3)]
     assert summarise_repeats(runs)["time_to_quality"]["median_fraction"] is None
@@ -116,7 +148,8 @@ def test_repeats_end_to_end_and_resume(tmp_path):
     """Two seeds through the CLI; then three with --resume keeps the first two untouched and
     runs only the third; the summary equals one computed from the seed folders."""
     out = tmp_path / "rep"
-    args = ["benchmark", "sphere", "-o", out, "--size", 32, "--steps", 2, "--curve-points", 1]
+    args = ["benchmark", "sphere", "-o", out, "--one-after-the-other", "--size", 32, "--steps", 2]
+    args += ["--curve-points", 1]
     r = run(*args, "--repeats", 2, "--quiet", *TINY)
     assert r.exit_code == 0, r.output
     assert "medians over seeds 0, 1" in " ".join(r.output.split())

@@ -59,7 +59,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ __all__ = [
     "corrupt",
     "demo_sphere",
     "format_metric",
+    "largest_drop",
     "predict_volumes",
     "random_rotation",
     "render_markdown",
@@ -134,6 +135,11 @@ PAPER_LABELS = {**METHOD_LABELS, "isonet": "IsoNet", "deepdewedge": "DeepDeWedge
 
 #: Targets of issue 6 on this CPU (15 minutes per method, the paper's protocol).
 PSNR_TARGETS = {"sphere": 32.5, "prism": 35.0}
+
+#: Issue 3's stability criterion: after the first ``STABLE_AFTER_MINUTES`` of training no
+#: checkpoint falls more than ``STABLE_DROP_DB`` below the best checkpoint before it.
+STABLE_AFTER_MINUTES = 2.0
+STABLE_DROP_DB = 1.0
 
 Say = Callable[[str], None]
 
@@ -584,6 +590,33 @@ def time_to_quality(
     return out
 
 
+def largest_drop(
+    curve: Sequence[dict[str, Any]], after_minutes: float = STABLE_AFTER_MINUTES
+) -> float | None:
+    """How far a PSNR curve falls below its own best: the largest ``best before - PSNR``
+    (dB, >= 0) over the checkpoints taken after ``after_minutes``, the best over every
+    checkpoint before each (issue 3's stability criterion: at most ``STABLE_DROP_DB``).
+
+    ``curve`` holds points ``{"minutes", "psnr"}`` (the first may be the untrained generator
+    at 0 minutes).  None when no checkpoint comes after ``after_minutes`` with one before it.
+    """
+    pts = sorted(
+        (float(c["minutes"]), float(c["psnr"]))
+        for c in curve
+        if c.get("psnr") is not None and c.get("minutes") is not None
+    )
+    best, drop = -math.inf, None
+    for t, p in pts:
+        if t > after_minutes and math.isfinite(best):
+            drop = max(drop or 0.0, best - p)
+        best = max(best, p)
+    return drop
+
+
+def _drop_text(drop: float | None) -> str:
+    return "n/a (no checkpoint after 2 min)" if drop is None else f"{drop:.2f} dB"
+
+
 def _ttq_text(ttq: dict[str, Any] | None) -> str:
     if not ttq:
         return "not measured"
@@ -710,11 +743,21 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"**Time to quality**: {_ttq_text(results.get('time_to_quality'))}. "
         "(The paper claims CryoGEN needs about a tenth of IsoNet's training time.)",
     ]
+    drops = results.get("stability")
+    if drops:
+        lines += [
+            "",
+            f"**Stability** (largest PSNR drop of a checkpoint after the first "
+            f"{STABLE_AFTER_MINUTES:g} min below the best one before it; issue 3 asks at most "
+            f"{STABLE_DROP_DB:g} dB): "
+            + ", ".join(f"{METHOD_LABELS[m]} {_drop_text(drops.get(m))}" for m in METHODS)
+            + ".",
+        ]
     if results.get("command"):
         lines += ["", f"Command: `{results['command']}`"]
     checks = results.get("targets")
     if checks:
-        lines += ["", "Targets of issue 6 (meant for 15 min per method on this CPU):", ""]
+        lines += ["", "Targets of issues 3 and 6 (meant for 15 min per method on this CPU):", ""]
         for c in checks:
             lines.append(f"- {c['target']}: {'met' if c['met'] else 'MISSED'} ({c['value']})")
     lines += ["", f"Status: {results.get('status', '')}."]
@@ -787,7 +830,9 @@ class BenchmarkSettings:
     ``curve_points`` is about the number of checkpoints per method for the PSNR-time curve.
     ``tta`` predicts (every checkpoint of both methods) with the rotation average of
     ``cryogen predict --tta``.  ``concurrent`` trains (and scores) the two methods at the same
-    time, each in its own process on half of the CPUs, instead of one after the other.
+    time, each in its own process on half of the CPUs, instead of one after the other; None
+    (the default) chooses: at the same time when they train on the CPU and at least two CPUs
+    are available (:meth:`resolved`).
     """
 
     case: str
@@ -805,7 +850,19 @@ class BenchmarkSettings:
     overrides: dict[str, Any] = field(default_factory=dict)
     curve_points: int = 10
     tta: bool = False
-    concurrent: bool = False
+    concurrent: bool | None = None
+
+    def resolved(self) -> BenchmarkSettings:
+        """These settings with ``concurrent`` decided: as given, or, where None, True when the
+        training device is the CPU and this process may use at least two CPUs (the cpu
+        preset trains on one thread, so one after the other would leave CPUs idle; two
+        trainings on one GPU or on one CPU would only slow each other down)."""
+        if self.concurrent is not None:
+            return self
+        from cryogen.device import pick_device
+
+        on_cpu = pick_device(self.device).type == "cpu"
+        return replace(self, concurrent=on_cpu and _cpu_halves() is not None)
 
     @property
     def paper_protocol(self) -> bool:
@@ -923,7 +980,23 @@ def _method_figure(
     )
 
 
-def _targets(case: str, scores: dict[str, Any], paper_protocol: bool) -> list[dict[str, Any]]:
+def _stability_target(drop: float | None, what: str = "") -> list[dict[str, Any]]:
+    """Issue 3's stability criterion as a target entry (none without a measured drop)."""
+    if drop is None:
+        return []
+    return [
+        {
+            "target": f"CryoGEN stable{what}: after {STABLE_AFTER_MINUTES:g} min no checkpoint "
+            f"more than {STABLE_DROP_DB:g} dB below the best before it",
+            "met": bool(drop <= STABLE_DROP_DB),
+            "value": f"largest drop {drop:.2f} dB",
+        }
+    ]
+
+
+def _targets(
+    case: str, scores: dict[str, Any], paper_protocol: bool, drop: float | None = None
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     iso, cg = scores.get("isonet"), scores.get("cryogen")
     if iso and cg:
@@ -946,7 +1019,7 @@ def _targets(case: str, scores: dict[str, Any], paper_protocol: bool) -> list[di
                 "value": f"{cg['psnr']:.2f} dB",
             }
         )
-    return out
+    return out + _stability_target(drop)
 
 
 def make_output_dir(out_dir: Path, *subdirs: str) -> None:
@@ -1241,6 +1314,7 @@ def run_benchmark(
     """
     s = settings
     s.check()
+    s = s.resolved()
     out = Path(out_dir)
 
     def tell(msg: str) -> None:
@@ -1286,6 +1360,7 @@ def run_benchmark(
         "training": {},
         "curves": {},
         "time_to_quality": None,
+        "stability": None,
         "paper_table1": PAPER_TABLE1.get(s.case),
         "files": [],
     }
@@ -1360,7 +1435,10 @@ def run_benchmark(
     results["time_to_quality"] = time_to_quality(
         iso["psnr"], results["training"]["isonet"]["minutes"], results["curves"]["cryogen"]
     )
-    results["targets"] = _targets(s.case, results["scores"], s.paper_protocol)
+    results["stability"] = {m: largest_drop(results["curves"][m]) for m in METHODS}
+    results["targets"] = _targets(
+        s.case, results["scores"], s.paper_protocol, results["stability"]["cryogen"]
+    )
     psnr_time_figure(results, out / "psnr_vs_time.png")
     files += ["psnr_vs_time.png", "results.md", "results.json"]
     results["status"] = "complete"

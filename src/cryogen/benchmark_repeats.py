@@ -40,13 +40,17 @@ from cryogen.benchmark import (
     PAPER_LABELS,
     PAPER_TABLE1,
     PSNR_TARGETS,
+    STABLE_AFTER_MINUTES,
+    STABLE_DROP_DB,
     TABLE_METRICS,
     BenchmarkSettings,
     Say,
+    _stability_target,
     _write_json,
     _write_text,
     case_lines,
     format_metric,
+    largest_drop,
     make_output_dir,
     run_benchmark,
 )
@@ -92,6 +96,7 @@ def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
         for f in dataclasses.fields(BenchmarkSettings)
     }
     defaults["overrides"] = {}
+    defaults["concurrent"] = False  # results from before the option ran one after the other
     merged = {**defaults, **settings}
     return {k: v for k, v in merged.items() if k not in _PER_SEED_KEYS}
 
@@ -121,6 +126,24 @@ def _completed_run(path: Path, settings: dict[str, Any]) -> dict[str, Any] | Non
     return res
 
 
+def _decide_concurrent(
+    s: BenchmarkSettings, out: Path, seeds: list[int], resume: bool
+) -> BenchmarkSettings:
+    """``s`` with ``concurrent`` decided once for every seed: as given; where None and
+    resuming, as the seeds already finished in ``out`` ran (folders older than the option
+    ran one after the other); else as :meth:`BenchmarkSettings.resolved` chooses."""
+    if s.concurrent is None and resume:
+        for seed in seeds:
+            f = _seed_dir(out, seed) / "results.json"
+            try:
+                res = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if res.get("status") == "complete":
+                return replace(s, concurrent=bool(res.get("settings", {}).get("concurrent")))
+    return s.resolved()
+
+
 def _median(values: list[float]) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(statistics.median(vals)) if vals else None
@@ -145,7 +168,9 @@ def summarise_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
         (seeds where CryoGEN is better, by the metric's direction), ``behind``, ``n``;
         ``time_to_quality``: the fractions (``None`` where not reached), ``reached``, and the
         median fraction counting "not reached" as longer than any (``None`` when at least
-        half were not reached).
+        half were not reached); ``stability`` per method: the largest and median
+        :func:`~cryogen.benchmark.largest_drop` over the seeds (``drop`` per seed), and on
+        how many of the ``n`` seeds with a measured drop it stayed within ``STABLE_DROP_DB``.
     """
     if not runs:
         raise ValueError("no runs to summarise")
@@ -169,6 +194,9 @@ def summarise_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         ttq = res.get("time_to_quality") or {}
         entry["ttq_fraction"] = ttq.get("fraction") if ttq.get("reached") else None
+        # from the curves, so that folders written before the criterion was reported have it
+        curves = res.get("curves") or {}
+        entry["drop"] = {m: largest_drop(curves.get(m) or []) for m in METHODS}
         per_seed.append(entry)
     per_seed.sort(key=lambda e: e["seed"])
     out: dict[str, Any] = {"seeds": [e["seed"] for e in per_seed], "per_seed": per_seed}
@@ -195,6 +223,15 @@ def summarise_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "n": len(d),
         }
     out["paired"] = paired
+    out["stability"] = {}
+    for m in METHODS:
+        drops = [e["drop"][m] for e in per_seed if e["drop"][m] is not None]
+        out["stability"][m] = {
+            "max_drop": max(drops) if drops else None,
+            "median_drop": _median(drops),
+            "stable": sum(1 for d in drops if d <= STABLE_DROP_DB),
+            "n": len(drops),
+        }
     fractions = [e["ttq_fraction"] for e in per_seed]
     ranked = sorted(math.inf if f is None else f for f in fractions)
     med = statistics.median(ranked) if ranked else math.inf
@@ -232,6 +269,11 @@ def _targets(case: str, summary: dict[str, Any], paper_protocol: bool) -> list[d
                 "value": f"{cg:.2f} dB",
             }
         )
+    st = summary.get("stability", {}).get("cryogen")
+    if st and st["n"]:
+        [entry] = _stability_target(st["max_drop"], " on every seed")
+        entry["value"] += f" (stable on {st['stable']} of {st['n']} seeds)"
+        out.append(entry)
     return out
 
 
@@ -240,6 +282,10 @@ def _signed(key: str, v: float | None) -> str:
         return "n/a"
     text = format_metric(key, abs(v))
     return ("+" if v >= 0 else "-") + text
+
+
+def _drop_cell(drop: float | None) -> str:
+    return "n/a" if drop is None else f"{drop:.2f} dB"
 
 
 def _seed_cell(r: dict[str, Any]) -> str:
@@ -258,7 +304,12 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
     lines.append(
         f"- Training: {budget} per method, preset `{s['preset']}`, seeds "
         f"{', '.join(str(x) for x in seeds)}: each seed is one complete benchmark "
-        "(`seed_<S>/`), both methods with the same seed and data"
+        "(`seed_<S>/`), both methods with the same seed and data, "
+        + (
+            "trained at the same time (one process per half of the CPUs)"
+            if s.get("concurrent")
+            else "one after the other"
+        )
         + (f"; config overrides {s['overrides']}" if s.get("overrides") else "")
         + ("; predictions with `--tta`" if s.get("tta") else "")
     )
@@ -305,9 +356,9 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
         lines += ["", "Per seed (PSNR dB / global SSIM; steps):", ""]
         lines.append(
             "| seed | corrupted | IsoNet-style | CryoGEN | CryoGEN - IsoNet-style | "
-            "time to quality |"
+            "time to quality | largest drop (IsoNet-style / CryoGEN) |"
         )
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|")
         for e in summary["per_seed"]:
             d = e["diff"]
             ttq = e["ttq_fraction"]
@@ -315,7 +366,9 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
                 f"| {e['seed']} | {_seed_cell(e['corrupted'])} | {_seed_cell(e['isonet'])} | "
                 f"{_seed_cell(e['cryogen'])} | "
                 f"{_signed('psnr', d['psnr'])} dB / {_signed('ssim_global', d['ssim_global'])} | "
-                f"{'not reached' if ttq is None else f'{ttq:.2f}'} |"
+                f"{'not reached' if ttq is None else f'{ttq:.2f}'} | "
+                + " / ".join(_drop_cell(e["drop"][m]) for m in METHODS)
+                + " |"
             )
         t = summary["time_to_quality"]
         mf = t["median_fraction"]
@@ -327,6 +380,21 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
             + (f"{mf:.2f}" if mf is not None else "not reached (half or more of the seeds)")
             + ". (The paper claims about a tenth.)",
         ]
+        st = summary.get("stability")
+        if st and any(st[m]["n"] for m in METHODS):
+            lines += [
+                "",
+                f"**Stability** (largest PSNR drop of a checkpoint after the first "
+                f"{STABLE_AFTER_MINUTES:g} min below the best one before it; issue 3 asks at "
+                f"most {STABLE_DROP_DB:g} dB): "
+                + "; ".join(
+                    f"{METHOD_LABELS[m]} at most {_drop_cell(st[m]['max_drop'])}, "
+                    f"within {STABLE_DROP_DB:g} dB on {st[m]['stable']} of {st[m]['n']} seeds"
+                    for m in METHODS
+                    if st[m]["n"]
+                )
+                + ".",
+            ]
     paper = PAPER_TABLE1.get(s["case"])
     if paper:
         lines += [
@@ -339,7 +407,7 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
         lines += ["", f"Command: `{results['command']}`"]
     checks = results.get("targets")
     if checks:
-        lines += ["", "Targets of issue 6 on the medians (meant for 15 min per method):", ""]
+        lines += ["", "Targets of issues 3 and 6 on the medians (meant for 15 min per method):", ""]
         for c in checks:
             lines.append(f"- {c['target']}: {'met' if c['met'] else 'MISSED'} ({c['value']})")
     lines += ["", f"Status: {results.get('status', '')}."]
@@ -439,6 +507,7 @@ def run_benchmark_repeats(
     s.check()
     out = Path(out_dir)
     seeds = [s.seed + i for i in range(repeats)]
+    s = _decide_concurrent(s, out, seeds, resume)
     # every seed's config first (a bad --set fails before anything is written)
     from cryogen.benchmark import _train_config
 

@@ -143,14 +143,18 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         concurrent: Annotated[
-            bool,
+            bool | None,
             typer.Option(
-                "--concurrent",
+                "--concurrent/--one-after-the-other",
                 help="Train (and score) the two methods at the same time, each in its own "
-                "process on half of the CPUs: both see the same machine load, and a CPU "
-                "run takes about half the time (the cpu preset trains on one thread).",
+                "process on half of the CPUs (both see the same machine load, and a CPU run "
+                "takes about half the time: the cpu preset trains on one thread), or one "
+                "after the other.  Default: at the same time when training on the CPU with "
+                "at least two CPUs, else one after the other; with --resume, as the "
+                "finished seeds ran.",
+                show_default=False,
             ),
-        ] = False,
+        ] = None,
         repeats: Annotated[
             int,
             typer.Option(
