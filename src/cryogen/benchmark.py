@@ -84,6 +84,7 @@ __all__ = [
     "demo_sphere",
     "format_metric",
     "largest_drop",
+    "stability_target",
     "predict_volumes",
     "random_rotation",
     "render_markdown",
@@ -980,8 +981,9 @@ def _method_figure(
     )
 
 
-def _stability_target(drop: float | None, what: str = "") -> list[dict[str, Any]]:
-    """Issue 3's stability criterion as a target entry (none without a measured drop)."""
+def stability_target(drop: float | None, what: str = "") -> list[dict[str, Any]]:
+    """Issue 3's stability criterion for a largest drop (:func:`largest_drop`) as a list of
+    one target entry (``target``, ``met``, ``value``; empty without a measured drop)."""
     if drop is None:
         return []
     return [
@@ -1019,7 +1021,7 @@ def _targets(
                 "value": f"{cg['psnr']:.2f} dB",
             }
         )
-    return out + _stability_target(drop)
+    return out + stability_target(drop)
 
 
 def make_output_dir(out_dir: Path, *subdirs: str) -> None:
