@@ -84,7 +84,6 @@ __all__ = [
     "demo_sphere",
     "format_metric",
     "largest_drop",
-    "stability_target",
     "predict_volumes",
     "random_rotation",
     "render_markdown",
@@ -92,6 +91,7 @@ __all__ = [
     "run_benchmark",
     "run_demo",
     "score_volumes",
+    "stability_target",
     "time_to_quality",
     "psnr_time_figure",
 ]
@@ -615,7 +615,9 @@ def largest_drop(
 
 
 def _drop_text(drop: float | None) -> str:
-    return "n/a (no checkpoint after 2 min)" if drop is None else f"{drop:.2f} dB"
+    if drop is None:
+        return f"n/a (no checkpoint after {STABLE_AFTER_MINUTES:g} min)"
+    return f"{drop:.2f} dB"
 
 
 def _ttq_text(ttq: dict[str, Any] | None) -> str:
