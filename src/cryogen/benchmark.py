@@ -141,6 +141,11 @@ PSNR_TARGETS = {"sphere": 32.5, "prism": 35.0}
 #: checkpoint falls more than ``STABLE_DROP_DB`` below the best checkpoint before it.
 STABLE_AFTER_MINUTES = 2.0
 STABLE_DROP_DB = 1.0
+#: What the reports' stability figure is (results.md of one run and of a repeat).
+STABILITY_CAPTION = (
+    f"largest PSNR drop of a checkpoint after the first {STABLE_AFTER_MINUTES:g} min below "
+    f"the best one before it; issue 3 asks at most {STABLE_DROP_DB:g} dB"
+)
 
 Say = Callable[[str], None]
 
@@ -750,9 +755,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if drops:
         lines += [
             "",
-            f"**Stability** (largest PSNR drop of a checkpoint after the first "
-            f"{STABLE_AFTER_MINUTES:g} min below the best one before it; issue 3 asks at most "
-            f"{STABLE_DROP_DB:g} dB): "
+            f"**Stability** ({STABILITY_CAPTION}): "
             + ", ".join(f"{METHOD_LABELS[m]} {_drop_text(drops.get(m))}" for m in METHODS)
             + ".",
         ]

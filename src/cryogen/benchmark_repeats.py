@@ -43,7 +43,7 @@ from cryogen.benchmark import (
     PAPER_LABELS,
     PAPER_TABLE1,
     PSNR_TARGETS,
-    STABLE_AFTER_MINUTES,
+    STABILITY_CAPTION,
     STABLE_DROP_DB,
     TABLE_METRICS,
     BenchmarkSettings,
@@ -104,19 +104,23 @@ def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in merged.items() if k not in _PER_SEED_KEYS}
 
 
+def _finished_results(path: Path) -> dict[str, Any] | None:
+    """The ``results.json`` of a finished single run in ``path``, else None (none, unreadable
+    or unfinished)."""
+    try:
+        res = json.loads((path / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return res if res.get("status") == "complete" else None
+
+
 def _completed_run(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The results of a finished single run in ``path`` if its settings match, else None.
 
     Raises ``OutputError`` when the folder holds a complete run of *other* settings (resuming
     would mix two benchmarks)."""
-    f = path / "results.json"
-    if not f.is_file():
-        return None
-    try:
-        res = json.loads(f.read_text())
-    except (OSError, ValueError):
-        return None
-    if res.get("status") != "complete":
+    res = _finished_results(path)
+    if res is None:
         return None
     theirs, ours = _comparable(res.get("settings", {})), _comparable(settings)
     # JSON turns tuples into lists: compare through JSON
@@ -137,12 +141,8 @@ def _decide_concurrent(
     ran one after the other); else as :meth:`BenchmarkSettings.resolved` chooses."""
     if s.concurrent is None and resume:
         for seed in seeds:
-            f = _seed_dir(out, seed) / "results.json"
-            try:
-                res = json.loads(f.read_text())
-            except (OSError, ValueError):
-                continue
-            if res.get("status") == "complete":
+            res = _finished_results(_seed_dir(out, seed))
+            if res is not None:
                 return replace(s, concurrent=bool(res.get("settings", {}).get("concurrent")))
     return s.resolved()
 
@@ -387,9 +387,7 @@ def render_repeats_markdown(results: dict[str, Any]) -> str:
         if st and any(st[m]["n"] for m in METHODS):
             lines += [
                 "",
-                f"**Stability** (largest PSNR drop of a checkpoint after the first "
-                f"{STABLE_AFTER_MINUTES:g} min below the best one before it; issue 3 asks at "
-                f"most {STABLE_DROP_DB:g} dB): "
+                f"**Stability** ({STABILITY_CAPTION}): "
                 + "; ".join(
                     f"{METHOD_LABELS[m]} at most {_drop_cell(st[m]['max_drop'])}, "
                     f"within {STABLE_DROP_DB:g} dB on {st[m]['stable']} of {st[m]['n']} seeds"
