@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
-from cryogen.train.data import compute_normalisation
+from cryogen.model import compute_normalisation
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 

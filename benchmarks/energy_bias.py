@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
+from cryogen.model import build_energy, compute_normalisation
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box
 from cryogen.train import TrainConfig
-from cryogen.train.data import compute_normalisation
-from cryogen.train.engine import _d_loss, build_energy
+from cryogen.train.engine import _d_loss
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 

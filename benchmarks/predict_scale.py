@@ -54,9 +54,8 @@ def parse_size(text: str) -> tuple[int, int, int]:
 def make_checkpoint(path: Path) -> None:
     import torch
 
+    from cryogen.model import build_generator, save_checkpoint
     from cryogen.train import TrainConfig
-    from cryogen.train.checkpoint import save_checkpoint
-    from cryogen.train.engine import build_generator
 
     cfg = TrainConfig()  # the cpu preset's defaults
     torch.manual_seed(0)

@@ -5,7 +5,6 @@ crash safety, and one-line errors for bad options."""
 
 import json
 import math
-import sys
 
 import mrcfile
 import numpy as np
@@ -26,7 +25,6 @@ from cryogen.benchmark import (
     time_to_quality,
 )
 from cryogen.cli import app
-from cryogen.errors import InputError
 from cryogen.metrics import evaluate
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
@@ -247,12 +245,6 @@ def test_output_that_is_a_file(tmp_path):
     f.write_text("x")
     assert_one_line_error(run("benchmark", "sphere", "-o", f, "--steps", 1, *TINY), "not a folder")
     assert_one_line_error(run("demo", "-o", f, "--steps", 1, *TINY), "not a folder")
-
-
-def test_tilt_series_without_cryogen_tomo(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cryogen.tomo", None)  # import fails as if absent
-    with pytest.raises(InputError, match="--wedge fourier"):
-        corrupt(torch.zeros(16, 16, 16), wedge="tilt-series")
 
 
 # ------------------------------------------------------------------------------ pieces

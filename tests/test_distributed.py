@@ -39,8 +39,8 @@ import torch
 
 from cryogen import distributed
 from cryogen.io import read_volume, write_volume
+from cryogen.model import load_checkpoint
 from cryogen.tiling import sliding_window_inference
-from cryogen.train.checkpoint import load_checkpoint
 from cryogen.train.config import TrainConfig
 
 HERE = Path(__file__).resolve()

@@ -11,10 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 from cryogen.errors import InputError
+from cryogen.model import build_generator, save_checkpoint
 from cryogen.predict import load_model, predict_volume
 from cryogen.train import TrainConfig, train
-from cryogen.train.checkpoint import save_checkpoint
-from cryogen.train.engine import build_generator
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
 TINY = dict(
@@ -261,7 +260,7 @@ def test_cli_train_then_predict(tmp_path, app, volume):
 def test_cli_resumes_a_run_saved_before_a_field_existed(tmp_path, app, volume):
     """A run whose config.json and checkpoint lack a later field resumes with the value it
     ran with (ADDED_FIELDS), not today's default."""
-    from cryogen.train.checkpoint import load_checkpoint, save_checkpoint
+    from cryogen.model import load_checkpoint, save_checkpoint
     from cryogen.train.config import ADDED_FIELDS
 
     write_mrc(tmp_path / "t.mrc", volume, 3.0)

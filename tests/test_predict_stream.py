@@ -16,6 +16,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from cryogen.errors import InputError
+from cryogen.model import Normalisation, build_generator, save_checkpoint
 from cryogen.predict import (
     LoadedModel,
     keep_measured_fourier,
@@ -26,9 +27,6 @@ from cryogen.predict import (
 )
 from cryogen.tiling import sliding_window_inference, sliding_window_stream
 from cryogen.train import TrainConfig
-from cryogen.train.checkpoint import save_checkpoint
-from cryogen.train.data import Normalisation
-from cryogen.train.engine import build_generator
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask
 
 TINY = dict(
@@ -84,6 +82,7 @@ def make_model(generator, *, sigma_g=0.05, mean=0.0, std=1.0, tilt=(-60.0, 60.0)
         path=Path("memory"),
         device=torch.device("cpu"),
         amp=None,
+        sigma_g=sigma_g,
     )
 
 

@@ -14,12 +14,11 @@ import pytest
 import torch
 
 from cryogen.errors import CryogenError, InputError, OutputError
+from cryogen.model import build_energy, compute_normalisation, load_checkpoint
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box, rotate_inverse
 from cryogen.train import TrainConfig, train
-from cryogen.train.checkpoint import load_checkpoint
 from cryogen.train.config import PRESETS
-from cryogen.train.data import SubtomoDataset, compute_normalisation, sample_origins
-from cryogen.train.engine import build_energy
+from cryogen.train.data import SubtomoDataset, sample_origins
 from cryogen.wedge import apply_missing_wedge, missing_wedge_mask, wedge_operator
 
 TINY = dict(
@@ -446,7 +445,7 @@ def test_resume_upgrades_an_older_losses_header(tmp_path, volume):
 def test_resume_a_checkpoint_without_the_energy_models_streams(tmp_path, volume):
     """A checkpoint written before E's draws had their own streams resumes; those streams
     then start from the seed, as in a fresh run (the others continue)."""
-    from cryogen.train.checkpoint import save_checkpoint
+    from cryogen.model import save_checkpoint
 
     cfg = tiny_config(steps=4)
     train(cfg, [volume], tmp_path / "r", progress=False, callback=lambda i: i["step"] == 2)

@@ -52,7 +52,6 @@ several seeds and reports medians and paired differences.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
 import os
@@ -67,7 +66,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryogen.corrupt import WEDGES, corrupt
 from cryogen.errors import InputError, OutputError
+from cryogen.io import write_json, write_text_atomic
 
 __all__ = [
     "CASES",
@@ -99,7 +100,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CASES = ("sphere", "prism", "ribosome", "crowded")
-WEDGES = ("fourier", "tilt-series")
 METHODS = ("isonet", "cryogen")
 METHOD_LABELS = {"corrupted": "corrupted", "isonet": "IsoNet-style", "cryogen": "CryoGEN"}
 
@@ -242,101 +242,6 @@ def rotate_volume(volume: torch.Tensor, rotation: np.ndarray) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return out[0, 0].to(volume.dtype)
-
-
-def _tilt_series_corruption(
-    volume: torch.Tensor,
-    tilt_min: float,
-    tilt_max: float,
-    tilt_step: float,
-    snr: float | None,
-    seed: int,
-    voxel_size: float,
-) -> torch.Tensor:
-    """Simulate a tilt series of ``volume`` and reconstruct it by weighted back-projection."""
-    try:
-        from cryogen.tomo import reconstruct_wbp, simulate_tilt_series, tilt_angles
-    except ImportError:  # the tilt-series simulation (issue 5) is not in this installation
-        raise InputError(
-            "--wedge tilt-series needs tilt-series simulation and reconstruction "
-            "(cryogen.tomo), which this installation does not have; use --wedge fourier"
-        ) from None
-    try:
-        angles = tilt_angles(tilt_min, tilt_max, tilt_step)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    ts = simulate_tilt_series(volume, angles, pixel_size=voxel_size, snr=snr, seed=seed)
-    nz, _, nx = volume.shape
-    rec = reconstruct_wbp(ts, angles, thickness=int(nz), width=int(nx))
-    rec = torch.as_tensor(rec, dtype=torch.float32)
-    if tuple(rec.shape) != tuple(volume.shape):
-        raise InputError(
-            f"the reconstruction has shape {tuple(rec.shape)}, not the phantom's "
-            f"{tuple(volume.shape)}"
-        )
-    return rec
-
-
-def corrupt(
-    volume: torch.Tensor,
-    tilt_min: float = -60.0,
-    tilt_max: float = 60.0,
-    *,
-    snr: float | None = None,
-    seed: int = 0,
-    wedge: str = "fourier",
-    tilt_step: float = 3.0,
-    voxel_size: float = 1.0,
-) -> torch.Tensor:
-    """Give a clean volume the missing wedge of a tilt range (and optionally noise).
-
-    Parameters
-    ----------
-    volume
-        ``(z, y, x)`` clean volume.
-    tilt_min, tilt_max
-        Tilt range, degrees.
-    snr
-        ``"fourier"``: Gaussian noise filtered by ``T_M`` (only in the measured region) and
-        scaled so that ``var(T_M x) / var(noise)`` equals ``snr`` (as ``cryogen corrupt``).
-        ``"tilt-series"``: the SNR of every projection image.  ``None``: no noise.
-    seed
-        Seed of the noise.
-    wedge
-        ``"fourier"`` (``T_M``, the paper's protocol) or ``"tilt-series"`` (simulated tilt
-        series, weighted back-projection; needs :mod:`cryogen.tomo`).
-    tilt_step
-        Tilt increment of the simulated series, degrees (``"tilt-series"`` only).
-    voxel_size
-        Å per voxel (``"tilt-series"`` only).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(z, y, x)`` float32.
-    """
-    from cryogen.wedge import missing_wedge_mask, wedge_operator
-
-    if volume.ndim != 3:
-        raise InputError(f"expected a volume (z, y, x), got shape {tuple(volume.shape)}")
-    if not tilt_min < tilt_max:
-        raise InputError(
-            f"--tilt-min ({tilt_min:g}) must be smaller than --tilt-max ({tilt_max:g})"
-        )
-    if snr is not None and not snr > 0:
-        raise InputError(f"--snr must be positive, got {snr:g}")
-    if wedge not in WEDGES:
-        raise InputError(f"unknown wedge {wedge!r}: use one of {', '.join(WEDGES)}")
-    x = volume.to(torch.float32)
-    if wedge == "tilt-series":
-        return _tilt_series_corruption(x, tilt_min, tilt_max, tilt_step, snr, seed, voxel_size)
-    mask = missing_wedge_mask(x.shape, tilt_min, tilt_max, device=x.device)
-    y = wedge_operator(x, mask)
-    if snr is not None:
-        g = torch.Generator().manual_seed(int(seed))
-        noise = wedge_operator(torch.randn(tuple(x.shape), generator=g).to(x.device), mask)
-        y = y + noise * math.sqrt(float(y.var()) / snr / float(noise.var()))
-    return y
 
 
 def case_train_settings(name: str, size: int | None = None) -> dict[str, Any]:
@@ -648,32 +553,6 @@ def _ttq_text(ttq: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------------------- files
-def _json_clean(o: Any) -> Any:
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): _json_clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_clean(v) for v in o]
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, np.generic):
-        return _json_clean(o.item())
-    return o
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file beside it, then ``os.replace``)."""
-    from cryogen.io import atomic_output
-
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(text)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _write_text(path, json.dumps(_json_clean(obj), indent=2) + "\n")
-
-
 def format_metric(key: str, v: Any) -> str:
     """A metric value as the tables print it (``n/a`` for missing or non-finite)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -1374,8 +1253,8 @@ def run_benchmark(
     files: list[str] = results["files"]
 
     def save() -> None:
-        _write_json(out / "results.json", results)
-        _write_text(out / "results.md", render_markdown(results))
+        write_json(out / "results.json", results)
+        write_text_atomic(out / "results.md", render_markdown(results))
 
     tell(f"{case.description}; {len(case.truth)} volume(s) of {tuple(case.truth[0].shape)}")
     tell("scoring the corrupted input")
@@ -1567,5 +1446,5 @@ def run_demo(
             "run/",
         ],
     }
-    _write_json(out / "scores.json", result)
+    write_json(out / "scores.json", result)
     return result

@@ -48,8 +48,6 @@ from cryogen.benchmark import (
     TABLE_METRICS,
     BenchmarkSettings,
     Say,
-    _write_json,
-    _write_text,
     case_lines,
     format_metric,
     largest_drop,
@@ -58,6 +56,7 @@ from cryogen.benchmark import (
     stability_target,
 )
 from cryogen.errors import InputError, OutputError
+from cryogen.io import write_json, write_text_atomic
 
 __all__ = [
     "REPEATS_FORMAT",
@@ -545,8 +544,8 @@ def run_benchmark_repeats(
             repeats_figure(results, out / "repeats.png")
             if "repeats.png" not in results["files"]:
                 results["files"].append("repeats.png")
-        _write_json(out / "results.json", results)
-        _write_text(out / "results.md", render_repeats_markdown(results))
+        write_json(out / "results.json", results)
+        write_text_atomic(out / "results.md", render_repeats_markdown(results))
 
     # with resume, every seed folder is checked before anything is written: a folder of
     # other settings stops the run with the earlier summary intact

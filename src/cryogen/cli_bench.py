@@ -27,7 +27,7 @@ def _say(msg: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``benchmark`` and ``demo`` commands to ``app``."""
-    from cryogen.cli import user_errors
+    from cryogen.cli.app import user_errors
 
     @app.command("benchmark")
     @user_errors

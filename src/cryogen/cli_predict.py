@@ -184,7 +184,7 @@ PREDICT_HELP = (
 
 def register(app: typer.Typer) -> None:
     """Add the ``predict`` command to ``app``."""
-    from cryogen.cli import user_errors
+    from cryogen.cli.app import user_errors
 
     @app.command("predict", help=PREDICT_HELP)
     @user_errors
@@ -388,14 +388,7 @@ def register(app: typer.Typer) -> None:
             if overlap >= roi:
                 raise InputError(f"--overlap ({overlap}) must be smaller than the tile ({roi})")
             for job in jobs:
-                t0, t1 = job.tilt
-                if (t0 is not None and abs(t0 - model.tilt_min) > 1e-6) or (
-                    t1 is not None and abs(t1 - model.tilt_max) > 1e-6
-                ):
-                    raise InputError(
-                        f"{job.where}: tilt range [{t0:g}, {t1:g}] deg, but {model.path} was "
-                        f"trained for [{model.tilt_min:g}, {model.tilt_max:g}]"
-                    )
+                model.check_tilt_range(*job.tilt, job.where)
             if ctx.is_main:
                 console.print(
                     f"model {model.path} ({model.method}, step {model.step}, tilt "

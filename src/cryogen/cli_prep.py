@@ -202,7 +202,7 @@ def _star_rows(star: Path) -> list[Any]:
 # ------------------------------------------------------------------------ register
 def register(app: typer.Typer) -> None:
     """Add ``simulate``, ``reconstruct``, ``prepare``, ``deconv`` and ``make-mask`` to ``app``."""
-    from cryogen.cli import user_errors
+    from cryogen.cli.app import user_errors
 
     # -------------------------------------------------------------------- simulate
     @app.command("simulate")

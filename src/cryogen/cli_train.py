@@ -123,8 +123,8 @@ def _read_inputs(
 
 
 def _print_dry_run(config: Any) -> None:
+    from cryogen.model import build_energy, build_generator
     from cryogen.nets import count_parameters
-    from cryogen.train.engine import build_energy, build_generator
 
     g = build_generator(config)
     label = "CryoGEN (Algorithm 1)" if config.method == "cryogen" else "IsoNet-style"
@@ -143,7 +143,7 @@ def _print_dry_run(config: Any) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command to ``app``."""
-    from cryogen.cli import user_errors
+    from cryogen.cli.app import user_errors
 
     @app.command("train")
     @user_errors

@@ -32,17 +32,18 @@ def agg_pyplot():
 
 
 def save_figure(fig, out_png: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``fig`` as a PNG atomically (a hidden temporary file beside it, then
-    ``os.replace``: a crash never leaves half a figure) and close it."""
+    """Write ``fig`` as a PNG atomically (``cryogen.io.atomic_output``: a crash never
+    leaves half a figure) and close it."""
     import matplotlib.pyplot as plt
 
+    from cryogen.io import atomic_output
+
     out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi)
+        with atomic_output(out, overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 

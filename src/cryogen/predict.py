@@ -42,16 +42,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from cryogen.device import autocast, pick_device, resolve_amp
+from cryogen.device import autocast
 from cryogen.errors import InputError
+from cryogen.model import LoadedModel, generator_output, load_model, memory_format
 from cryogen.rotations import rotation_mean
 from cryogen.tiling import count_tiles, sliding_window_inference, sliding_window_stream
-from cryogen.train.checkpoint import find_checkpoint, load_checkpoint
-from cryogen.train.config import TrainConfig
-from cryogen.train.data import Normalisation
-from cryogen.train.engine import build_generator, generator_output
 from cryogen.wedge import missing_wedge_mask, wedge_operator, wedge_symmetries
 
 __all__ = [
@@ -70,127 +66,6 @@ __all__ = [
 DEFAULT_MAX_MEMORY = 512 * 1024**2
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedModel:
-    """A trained generator ready to predict, with what it was trained on.
-
-    Attributes
-    ----------
-    generator : torch.nn.Module
-        In eval mode, on ``device``.
-    config : TrainConfig
-    normalisation : Normalisation
-    method : str
-    tilt_min, tilt_max : float
-        Tilt range (degrees) of the training data.
-    voxel_size : float
-        Å per voxel of the training data.
-    crop_size : int
-        Edge of the training crops (the default tile).
-    step : int
-        Training steps behind these weights.
-    path : Path
-        The checkpoint file.
-    device : torch.device
-    amp : torch.dtype or None
-        Autocast dtype used for inference.
-    """
-
-    generator: nn.Module
-    config: TrainConfig
-    normalisation: Normalisation
-    method: str
-    tilt_min: float
-    tilt_max: float
-    voxel_size: float
-    crop_size: int
-    step: int
-    path: Path
-    device: torch.device
-    amp: torch.dtype | None
-
-
-def load_model(
-    path: str | Path,
-    device: str | torch.device = "auto",
-    *,
-    tilt_min: float | None = None,
-    tilt_max: float | None = None,
-    method: str | None = None,
-    amp: str | None = None,
-) -> LoadedModel:
-    """Load a trained generator from a run folder or a checkpoint file.
-
-    Parameters
-    ----------
-    path
-        A run folder (its ``last.pt``, else its newest snapshot) or a checkpoint file.
-    device
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ... or a ``torch.device``.
-    tilt_min, tilt_max
-        When given, the checkpoint must have been trained for this tilt range (degrees).
-    method
-        When given, the checkpoint must have been trained with this method.
-    amp
-        Autocast mode for inference (``"auto"``, ``"off"``, ``"bf16"``, ``"fp16"``); default
-        ``"auto"`` for *this* machine, not the training run's (a checkpoint trained in bf16
-        on an AVX-512 CPU or a GPU may be used on a CPU where bf16 is slow).
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable checkpoint, or one that does not fit the request.
-    """
-    dev = device if isinstance(device, torch.device) else pick_device(device)
-    ckpt_path = find_checkpoint(path)
-    state = load_checkpoint(ckpt_path)
-    try:
-        config = TrainConfig.model_validate(state["config"])
-        norm = Normalisation.from_dict(state["normalisation"])
-        t0, t1 = float(state["tilt_min"]), float(state["tilt_max"])
-        ckpt_method = str(state["method"])
-        weights = state["generator"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{ckpt_path}: incomplete checkpoint ({exc})") from None
-    if tilt_min is not None or tilt_max is not None:
-        want = (
-            t0 if tilt_min is None else float(tilt_min),
-            t1 if tilt_max is None else float(tilt_max),
-        )
-        if abs(want[0] - t0) > 1e-6 or abs(want[1] - t1) > 1e-6:
-            raise InputError(
-                f"{ckpt_path}: trained for tilt range [{t0:g}, {t1:g}] deg, not the requested "
-                f"[{want[0]:g}, {want[1]:g}]; train a model for this tilt range"
-            )
-    if method is not None and method != ckpt_method:
-        raise InputError(
-            f"{ckpt_path}: trained with method {ckpt_method!r}, not the requested {method!r}"
-        )
-    gen = build_generator(config)
-    try:
-        gen.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(f"{ckpt_path}: weights do not fit the generator ({first})") from None
-    fmt = torch.channels_last_3d if config.channels_last else torch.contiguous_format
-    gen.to(dev, memory_format=fmt).eval()
-    amp_dtype = resolve_amp(amp or "auto", dev)
-    return LoadedModel(
-        generator=gen,
-        config=config,
-        normalisation=norm,
-        method=ckpt_method,
-        tilt_min=t0,
-        tilt_max=t1,
-        voxel_size=float(state.get("voxel_size", 1.0)),
-        crop_size=int(state.get("crop_size", config.crop_size)),
-        step=int(state.get("step", 0)),
-        path=ckpt_path,
-        device=dev,
-        amp=amp_dtype,
-    )
 
 
 def tta_rotations(model: LoadedModel, tta: bool) -> tuple[int, ...]:
@@ -254,7 +129,7 @@ def predict_volume(
 
     @torch.no_grad()
     def run(tiles: torch.Tensor) -> torch.Tensor:
-        fmt = torch.channels_last_3d if model.config.channels_last else torch.contiguous_format
+        fmt = memory_format(model.config)
         with autocast(dev, model.amp):
             out = model.generator(tiles.contiguous(memory_format=fmt))
         return generator_output(out).float()
@@ -401,7 +276,7 @@ def predict_stream(
         Tiles per forward pass.
     samples
         Number of generator passes.  1: one deterministic pass without noise.  ``N >= 2``:
-        ``N`` passes with Gaussian noise of standard deviation ``model.config.sigma_g``
+        ``N`` passes with Gaussian noise of standard deviation ``model.sigma_g``
         (in the normalised units the model was trained in) added to the generator's input.
         The noise of voxel ``v`` in sample ``s`` depends only on ``(seed, s, v)`` (one
         random stream per plane along the streaming axis), so overlapping tiles see the
@@ -450,7 +325,7 @@ def predict_stream(
         raise InputError(f"samples must be >= 1, got {samples}")
     if std_out is not None and samples < 2:
         raise InputError("a standard-deviation map needs samples >= 2")
-    sigma = float(model.config.sigma_g) if samples > 1 else 0.0
+    sigma = float(model.sigma_g) if samples > 1 else 0.0
     if samples > 1 and sigma == 0.0:
         logger.warning("the model's sigma_g is 0: the %d samples are identical", samples)
 
@@ -463,7 +338,7 @@ def predict_stream(
     view_shape = tuple(shape[i] for i in perm)
     norm = model.normalisation
     dev = model.device
-    fmt = torch.channels_last_3d if model.config.channels_last else torch.contiguous_format
+    fmt = memory_format(model.config)
     rotations = tta_rotations(model, tta)
 
     def run(chunk: torch.Tensor) -> torch.Tensor:

@@ -5,17 +5,21 @@ the problem; every writer writes to a temporary file beside the output and renam
 complete, refusing to replace an existing file unless ``overwrite=True`` (``OutputError``).
 """
 
+from cryogen.io.files import (
+    atomic_output,
+    check_output_path,
+    derived_path,
+    stem_of,
+    write_json,
+    write_text_atomic,
+)
 from cryogen.io.mrc import (
     MRC_EXTENSIONS,
     Volume,
-    atomic_output,
-    check_output_path,
     create_volume_memmap,
-    derived_path,
     read_volume,
     rotate_beam_y_to_z,
     rotate_beam_z_to_y,
-    stem_of,
     write_volume,
 )
 from cryogen.io.star import (
@@ -70,6 +74,8 @@ __all__ = [
     "stem_of",
     "tomograms_from_star",
     "write_star",
+    "write_json",
+    "write_text_atomic",
     "write_tlt",
     "write_volume",
 ]

@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import secrets
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,19 +30,16 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from cryogen.errors import CryogenError, InputError, OutputError
+from cryogen.errors import InputError
+from cryogen.io.files import atomic_output
 
 __all__ = [
     "MRC_EXTENSIONS",
     "Volume",
-    "atomic_output",
-    "check_output_path",
     "create_volume_memmap",
-    "derived_path",
     "read_volume",
     "rotate_beam_y_to_z",
     "rotate_beam_z_to_y",
-    "stem_of",
     "write_volume",
 ]
 
@@ -56,119 +52,6 @@ MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".rec", ".st", ".ali", ".map", ".mrcs
 _HEADER_BYTES = 1024
 _CHUNK_ELEMENTS = 1 << 22  # voxels per chunk (4 Mi) for the memory-bounded passes
 _WRITE_DTYPES = {"float32": (np.dtype(np.float32), 2), "float16": (np.dtype(np.float16), 12)}
-
-
-# ------------------------------------------------------------------------------ paths
-def stem_of(path: str | os.PathLike[str]) -> str:
-    """The file name without its last suffix: ``TS_01.bin4.rec`` -> ``TS_01.bin4``."""
-    return Path(path).stem
-
-
-def derived_path(
-    path: str | os.PathLike[str],
-    suffix: str,
-    ext: str = ".mrc",
-    out_dir: str | os.PathLike[str] | None = None,
-) -> Path:
-    """The name of an output derived from an input file.
-
-    ``derived_path("a/TS_01.bin4.rec", "_corrected")`` is ``a/TS_01.bin4_corrected.mrc``:
-    only the last suffix of the input is replaced.
-
-    Parameters
-    ----------
-    path
-        The input file.
-    suffix
-        Appended to the stem (for example ``"_corrected"``).
-    ext
-        The new extension, with or without the dot (``""`` for none).
-    out_dir
-        Folder of the output; the input's folder when ``None``.
-    """
-    src = Path(path)
-    if ext and not ext.startswith("."):
-        ext = "." + ext
-    folder = Path(out_dir) if out_dir is not None else src.parent
-    return folder / f"{stem_of(src)}{suffix}{ext}"
-
-
-def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Fail early if ``path`` cannot be written; call before long computations.
-
-    Parameters
-    ----------
-    path
-        The output file.
-    overwrite
-        Allow replacing an existing file.
-
-    Returns
-    -------
-    Path
-        ``path`` as a ``Path`` (not resolved).
-
-    Raises
-    ------
-    OutputError
-        The file exists and ``overwrite`` is false (the message says "use --overwrite"),
-        the path is a folder, or its folder does not exist, is not a folder, or is not
-        writable (the message names the folder).
-    """
-    out = Path(path)
-    if str(path) == "" or out.name == "":
-        raise OutputError(f"{path!s}: not a file name")
-    parent = out.parent
-    if not parent.exists():
-        raise OutputError(f"cannot write {out}: the output folder {parent} does not exist")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
-    if out.is_dir():
-        raise OutputError(f"cannot write {out}: it is a folder")
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise OutputError(f"{out} already exists; use --overwrite to replace it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {out}: the output folder {parent} is not writable")
-    return out
-
-
-def _temp_path(final: Path) -> Path:
-    """A hidden temporary name beside ``final`` (same folder, so the rename is atomic)."""
-    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Write a file atomically: yield a temporary path to write, then rename it.
-
-    On a clean exit the temporary file is renamed to ``path`` with ``os.replace``; on any
-    exception it is deleted and ``path`` is left as it was.  ``OSError`` raised while
-    writing becomes an ``OutputError`` naming the file and its folder.
-
-    Examples
-    --------
-    >>> with atomic_output("scores.json", overwrite=True) as tmp:  # doctest: +SKIP
-    ...     tmp.write_text("{}")
-    """
-    final = check_output_path(path, overwrite)
-    tmp = _temp_path(final)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"cannot write {final}: nothing was written")
-        if not overwrite and (final.exists() or final.is_symlink()):
-            raise OutputError(f"{final} already exists; use --overwrite to replace it")
-        os.replace(tmp, final)
-    except BaseException as err:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and not isinstance(err, CryogenError):
-            reason = err.strerror or str(err)
-            raise OutputError(
-                f"cannot write {final} in the folder {final.parent}: {reason}"
-            ) from err
-        raise
 
 
 # ------------------------------------------------------------------------------ volumes
@@ -453,10 +336,10 @@ def _voxel_size(path: Path, header: Any, pixel_size: float | None) -> float:
     sizes = [float(f"{s:.6g}") for s in sizes]  # undo float32 noise of cella / mx
     if pixel_size is not None:
         if not (math.isfinite(pixel_size) and pixel_size > 0):
-            raise InputError(f"--pixel-size must be a positive number of Å, got {pixel_size}")
+            raise InputError(f"pixel_size must be a positive number of Å, got {pixel_size}")
         if sizes[0] > 0 and not math.isclose(sizes[0], pixel_size, rel_tol=1e-4):
             logger.warning(
-                "%s: header voxel size %.6g Å overridden by --pixel-size %.6g Å",
+                "%s: header voxel size %.6g Å overridden by the given pixel size %.6g Å",
                 path,
                 sizes[0],
                 pixel_size,
@@ -465,7 +348,8 @@ def _voxel_size(path: Path, header: Any, pixel_size: float | None) -> float:
     vx = sizes[0]
     if not (math.isfinite(vx) and vx > 0):
         raise InputError(
-            f"{path}: the header has voxel size {vx:g}; pass --pixel-size (Å) to give it"
+            f"{path}: the header has voxel size {vx:g}; give the pixel size (Å)",
+            advice="pixel_size",
         )
     if any(not math.isclose(vx, s, rel_tol=1e-3) for s in sizes[1:]):
         logger.warning(

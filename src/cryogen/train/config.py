@@ -25,16 +25,14 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from cryogen.errors import InputError
+from cryogen.model.config import EnergySettings, GeneratorSettings
 
 __all__ = ["TrainConfig", "PRESETS", "load_config_file"]
 
-NormName = Literal["none", "instance", "batch", "group"]
-
-
-class TrainConfig(BaseModel):
+class TrainConfig(GeneratorSettings, EnergySettings):
     """Every setting of a training run, with bounds.  Defaults are the ``cpu`` preset."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
@@ -49,37 +47,6 @@ class TrainConfig(BaseModel):
     preset: Literal["cpu", "paper"] = Field("cpu", description="preset the defaults came from")
     tilt_min: float = Field(-60.0, ge=-90.0, le=90.0, description="lowest tilt angle, degrees")
     tilt_max: float = Field(60.0, ge=-90.0, le=90.0, description="highest tilt angle, degrees")
-
-    # ------------------------------------------------------------------ generator g
-    arch: Literal["unetpp", "unet"] = Field(
-        "unet",
-        description="generator: U-Net++ (paper) or a plain U-Net with the same blocks "
-        "(cpu preset: 3.6x the steps on a CPU, measured better in 15 minutes)",
-    )
-    features: tuple[int, ...] = Field(
-        (8, 16, 32, 64, 128), min_length=2, max_length=6, description="generator widths per level"
-    )
-    norm: NormName = Field("none", description="generator normalisation")
-    act: str = Field("leakyrelu", description="generator activation")
-    dropout: float = Field(0.0, ge=0.0, le=0.9, description="generator dropout probability")
-    deep_supervision: bool = Field(
-        False, description="U-Net++ deep supervision (mean of heads; not with arch unet)"
-    )
-    upsample: Literal["deconv", "trilinear"] = Field("deconv", description="generator upsampling")
-    channels_last: bool = Field(
-        True, description="channels-last 3D memory layout (faster convolutions on CPU)"
-    )
-
-    # ------------------------------------------------------------------ energy model E
-    energy_features: tuple[int, ...] = Field(
-        (8, 16, 32, 32), min_length=1, max_length=6, description="E's conv widths (paper: four)"
-    )
-    energy_fc_features: tuple[int, ...] = Field(
-        (32, 16), min_length=0, max_length=4, description="E's hidden fully connected widths"
-    )
-    energy_norm: NormName = Field("none", description="E's normalisation")
-    energy_stride: int = Field(2, ge=1, le=4, description="stride of E's convolutions")
-    energy_spectral_norm: bool = Field(True, description="spectral normalisation of E's layers")
 
     # ------------------------------------------------------------------ objective
     adv_loss: Literal["bce", "hinge", "wgan-gp"] = Field(
@@ -265,12 +232,6 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"tilt_min ({self.tilt_min}) must be smaller than tilt_max ({self.tilt_max})"
             )
-        if any(int(f) < 1 for f in self.features) or any(int(f) < 1 for f in self.energy_features):
-            raise ValueError("network widths must be positive")
-        if any(int(f) < 1 for f in self.energy_fc_features):
-            raise ValueError("energy_fc_features must be positive")
-        if self.deep_supervision and self.arch != "unetpp":
-            raise ValueError("deep_supervision needs arch 'unetpp' (a plain U-Net has one head)")
         if self.crop_size > self.subtomo_size:
             raise ValueError(
                 f"crop_size ({self.crop_size}) must not exceed subtomo_size ({self.subtomo_size})"

@@ -17,73 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from cryogen.errors import InputError
+from cryogen.model.normalisation import Normalisation, as_numpy, compute_normalisation
 
-__all__ = ["Normalisation", "compute_normalisation", "SubtomoDataset", "sample_origins"]
+__all__ = ["SubtomoDataset", "sample_origins"]
 
 logger = logging.getLogger(__name__)
 
 ArrayLike = np.ndarray | torch.Tensor
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    """``x -> (x - mean) / std`` and its inverse."""
-
-    mean: float
-    std: float
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def invert(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
-
-    def to_dict(self) -> dict[str, float]:
-        return {"mean": float(self.mean), "std": float(self.std)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, float]) -> Normalisation:
-        return cls(float(d["mean"]), float(d["std"]))
-
-
-def _as_numpy(v: ArrayLike) -> np.ndarray:
-    if isinstance(v, torch.Tensor):
-        return v.detach().cpu().numpy()
-    return np.asarray(v)
-
-
-def compute_normalisation(volumes: Sequence[ArrayLike], *, enabled: bool = True) -> Normalisation:
-    """Mean and standard deviation over every voxel of every volume (float64, by slabs).
-
-    Parameters
-    ----------
-    volumes
-        Volumes ``(z, y, x)`` (arrays, memory maps or tensors).
-    enabled
-        ``False`` returns the identity ``Normalisation(0, 1)``.
-    """
-    if not enabled:
-        return Normalisation(0.0, 1.0)
-    total, s1, s2 = 0, 0.0, 0.0
-    for v in volumes:
-        a = _as_numpy(v)
-        for z0 in range(0, a.shape[0], 16):  # slabs: memory-mapped tomograms stay on disk
-            slab = np.asarray(a[z0 : z0 + 16], dtype=np.float64)
-            total += slab.size
-            s1 += float(slab.sum())
-            s2 += float(np.square(slab).sum())
-    mean = s1 / total
-    var = max(s2 / total - mean * mean, 0.0)
-    std = float(np.sqrt(var))
-    if not std > 1e-12 or not np.isfinite(std):
-        raise InputError("the training data are constant (standard deviation 0); nothing to learn")
-    return Normalisation(float(mean), std)
 
 
 def _coverage_message(
@@ -124,7 +69,7 @@ def sample_origins(
         says how many were found, how many were asked for, and which options to change.
     """
     highs = [max(0, int(s) - size) for s in shape]
-    m = None if mask is None else _as_numpy(mask)
+    m = None if mask is None else as_numpy(mask)
     if m is not None:
         inside = int(np.count_nonzero(m))
         voxels = min(size, int(shape[0])) * min(size, int(shape[1])) * min(size, int(shape[2]))
@@ -230,7 +175,7 @@ class SubtomoDataset:
                 threshold=mask_threshold,
                 name=f"volume {i}",
             ):
-                a = _as_numpy(v)[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
+                a = as_numpy(v)[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
                 cubes.append(torch.as_tensor(np.array(a, dtype=np.float32)))
                 self.origins.append((i, *o))
         subtomos = torch.stack(cubes)

@@ -65,6 +65,18 @@ from torch import nn
 from cryogen import distributed
 from cryogen.device import autocast, pick_device, resolve_amp, setup_threads
 from cryogen.errors import CryogenError, InputError, OutputError
+from cryogen.io import atomic_output, write_text_atomic
+from cryogen.model import (
+    LAST,
+    SNAPSHOT_DIR,
+    Normalisation,
+    build_energy,
+    build_generator,
+    generator_output,
+    load_checkpoint,
+    save_checkpoint,
+    snapshot_path,
+)
 from cryogen.rotations import (
     WEDGE_ROTATIONS,
     compose,
@@ -73,27 +85,16 @@ from cryogen.rotations import (
     rotate_inverse,
     rotation_mean,
 )
-from cryogen.train.checkpoint import (
-    LAST,
-    SNAPSHOT_DIR,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-    snapshot_path,
-)
 from cryogen.train.config import TrainConfig, saved_config_fill
-from cryogen.train.data import Normalisation, SubtomoDataset
+from cryogen.train.data import SubtomoDataset
+from cryogen.train.random_state import capture_rng_state, restore_rng_state
 from cryogen.wedge import missing_wedge_mask, wedge_operator, wedge_symmetries
 
 __all__ = [
-    "TrainResult",
-    "train",
-    "build_generator",
-    "build_energy",
-    "generator_output",
     "LOSS_COLUMNS",
     "RESUMABLE_FIELDS",
+    "TrainResult",
+    "train",
 ]
 
 logger = logging.getLogger(__name__)
@@ -133,53 +134,6 @@ RESUMABLE_FIELDS = frozenset(
         "log_every",
     }
 )
-
-
-# ---------------------------------------------------------------------------- networks
-def _norm_arg(name: str) -> str | None:
-    return None if name == "none" else name
-
-
-def build_generator(config: TrainConfig) -> nn.Module:
-    """The generator ``g`` of ``config``: U-Net++ or plain U-Net, residual, zero-init head."""
-    from cryogen.nets.unetpp import UNetPlusPlus
-
-    return UNetPlusPlus(
-        spatial_dims=3,
-        in_channels=1,
-        out_channels=1,
-        features=tuple(config.features),
-        norm=_norm_arg(config.norm),
-        act=config.act,
-        dropout=config.dropout,
-        deep_supervision=config.deep_supervision,
-        residual=True,
-        upsample=config.upsample,
-        nested=config.arch == "unetpp",
-    )
-
-
-def build_energy(config: TrainConfig) -> nn.Module:
-    """The energy model (discriminator) ``E`` of ``config``, returning scores ``(B,)``."""
-    from cryogen.nets.energy import EnergyModel
-
-    return EnergyModel(
-        spatial_dims=3,
-        in_channels=1,
-        features=tuple(config.energy_features),
-        fc_features=tuple(config.energy_fc_features),
-        act="leakyrelu",
-        norm=_norm_arg(config.energy_norm),
-        spectral_norm=config.energy_spectral_norm,
-        stride=config.energy_stride,
-    )
-
-
-def generator_output(out: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """The prediction of ``g``: the tensor itself, or the mean of deep-supervision heads."""
-    if isinstance(out, (list, tuple)):
-        return torch.stack([o.float() for o in out]).mean(0)
-    return out
 
 
 # ---------------------------------------------------------------------------- losses
@@ -354,7 +308,7 @@ class _Trainer:
         distributed.barrier(self.dist, "the run folder checks")  # before rank 0 writes there
         if self.dist.is_main:  # only rank 0 writes files
             self._init_csv(resumed=ckpt is not None)
-            _write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
+            write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
 
     # ------------------------------------------------------------------ setup helpers
     def _prepare_run_dir(self, overwrite: bool) -> None:
@@ -405,10 +359,8 @@ class _Trainer:
             cols = list(LOSS_COLUMNS)
             header = cols if rows[0] == cols[: len(rows[0])] else rows[0]
             keep = [header] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
-            tmp = p.with_name(f".{p.name}.tmp")
-            with tmp.open("w", newline="") as fh:
+            with atomic_output(p, overwrite=True) as tmp, tmp.open("w", newline="") as fh:
                 csv.writer(fh).writerows(keep)
-            os.replace(tmp, p)
         else:
             with p.open("w", newline="") as fh:
                 csv.writer(fh).writerow(LOSS_COLUMNS)
@@ -1092,12 +1044,6 @@ def _fmt(v: Any) -> str:
     return "" if math.isnan(v) else f"{v:.9g}"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class _ProgressBar:
     """A rich progress bar over steps (or seconds, with a time budget) with the loss terms."""
 
@@ -1186,9 +1132,8 @@ def _plot_losses(csv_path: Path, png_path: Path) -> None:
         ax.set_ylabel("loss (per-voxel mean)")
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
-        tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-        fig.savefig(tmp)
-        os.replace(tmp, png_path)
+        with atomic_output(png_path, overwrite=True) as tmp:
+            fig.savefig(tmp, format="png")
     except Exception as exc:  # a figure must never lose a finished run
         logger.warning("could not draw the loss curves: %s", exc)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
 import os
+import re
 import sys
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +15,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryogen.cli.options import (
+    ADVICE,
+    FLAGS,
+    BeamAxis,
+    Overwrite,
+    PhantomName,
+    PixelSize,
+    TiltMax,
+    TiltMin,
+)
 from cryogen.errors import CryogenError, InputError
 
 app = typer.Typer(
@@ -32,6 +40,18 @@ logger = logging.getLogger("cryogen")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def user_message(exc: BaseException) -> str:
+    """An error's message in the command line's terms: parameter names become flags
+    (``tilt_min`` -> ``--tilt-min``) and its ``advice`` is added."""
+    text = str(exc)
+    names = [n for n in FLAGS if "_" in n]
+    if names:
+        pattern = r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])"
+        text = re.sub(pattern, lambda m: FLAGS[m.group(1)], text)
+    advice = ADVICE.get(getattr(exc, "advice", None) or "")
+    return f"{text}; {advice}" if advice else text
+
+
 def user_errors(func: F) -> F:
     """Print a ``CryogenError`` (and common OS errors) as one line and exit with code 1."""
 
@@ -39,11 +59,10 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except CryogenError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except (CryogenError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            err_console.print(
+                f"[bold red]error:[/] {user_message(exc)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -61,38 +80,6 @@ def _root(
         from cryogen.distributed import silence_other_ranks
 
         silence_other_ranks()
-
-
-# ---------------------------------------------------------------- shared options
-TiltMin = Annotated[
-    float, typer.Option("--tilt-min", help="Lowest tilt angle of the tilt series, degrees.")
-]
-TiltMax = Annotated[
-    float, typer.Option("--tilt-max", help="Highest tilt angle of the tilt series, degrees.")
-]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
-BeamAxis = Annotated[
-    str,
-    typer.Option(
-        "--beam-axis",
-        help="Axis of the input volume along the beam (the thickness): 'z' (default, "
-        "MRC nz) or 'y' (IMOD tilt output without rotation); 'y' is rotated to z.",
-    ),
-]
-PixelSize = Annotated[
-    float | None,
-    typer.Option(
-        "--pixel-size",
-        help="Voxel size in Å to use instead of the MRC header's (needed when the header says 0).",
-    ),
-]
-
-
-class PhantomName(str, Enum):
-    sphere = "sphere"
-    prism = "prism"
-    ribosome = "ribosome"
-    crowded = "crowded"
 
 
 def _check_beam_axis(beam_axis: str) -> str:
@@ -169,19 +156,13 @@ def corrupt(
     """Remove the missing wedge of a tilt range from a volume (T_M), optionally add noise."""
     import torch
 
+    from cryogen.corrupt import corrupt as corrupt_volume
     from cryogen.io import check_output_path, read_volume, write_volume
-    from cryogen.wedge import missing_wedge_mask, wedge_operator
 
     check_output_path(output, overwrite)
     vol = read_volume(input, beam_axis=_check_beam_axis(beam_axis), pixel_size=pixel_size)
     x = torch.from_numpy(vol.load()).to(torch.float32)
-    mask = missing_wedge_mask(x.shape, tilt_min, tilt_max, soft_edge=soft_edge)
-    y = wedge_operator(x, mask)
-    if snr is not None:
-        g = torch.Generator().manual_seed(seed)
-        noise = wedge_operator(torch.randn(x.shape, generator=g), mask)
-        noise = noise * math.sqrt(float(y.var()) / snr / float(noise.var()))
-        y = y + noise
+    y = corrupt_volume(x, tilt_min, tilt_max, snr=snr, seed=seed, soft_edge=soft_edge)
     write_volume(
         output, y.numpy(), voxel_size=vol.voxel_size, origin=vol.origin, overwrite=overwrite
     )
@@ -226,7 +207,7 @@ def evaluate(
 ) -> None:
     """Score a volume against the truth: PSNR, SSIM (global and windowed), wedge correlation,
     resolution along z and x from conical FSC."""
-    from cryogen.io import check_output_path, read_volume
+    from cryogen.io import check_output_path, read_volume, write_json
     from cryogen.metrics import evaluate as run_evaluate
 
     if json_out is not None:
@@ -250,32 +231,8 @@ def evaluate(
     note = "least-squares scale fit a*pred+b applied" if scale_fit else "no scale fit"
     print_scores(scores, f"{prediction.name} vs {truth.name} ({note})")
     if json_out is not None:
-        _write_json(json_out, scores)
+        write_json(json_out, scores, nonfinite="string")
         console.print(f"wrote {json_out}")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    def default(o: Any) -> Any:
-        if hasattr(o, "item"):
-            return o.item()
-        return str(o)
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, float) and not math.isfinite(o):
-            return str(o)
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return o
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(clean(obj), indent=2, default=default) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------- show
