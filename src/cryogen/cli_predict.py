@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -50,10 +50,6 @@ class Job:
     where: str  # for messages: the file, or "STAR, row i"
 
 
-def _is_star(path: Path) -> bool:
-    return path.suffix.lower() == ".star"
-
-
 def plan_outputs(
     inputs: list[Path], output: Path, *, samples: int = 1, pixel_size: float | None = None
 ) -> tuple[list[Job], Path | None]:
@@ -73,29 +69,18 @@ def plan_outputs(
     OutputError
         The output folder cannot be created.
     """
-    from cryogen.io import MRC_EXTENSIONS, derived_path, tomograms_from_star
+    from cryogen.io import MRC_EXTENSIONS, derived_path, tomogram_sources
 
-    if not inputs:
-        raise InputError("give at least one tomogram (MRC) or one STAR file")
-    star: Path | None = None
-    if any(_is_star(p) for p in inputs):
-        if len(inputs) > 1:
-            raise InputError("give either one STAR file or one or more MRC files, not both")
-        star = inputs[0]
-        entries = tomograms_from_star(star)
-        if not entries:
-            raise InputError(f"{star}: no tomograms listed")
-        sources = [
-            (
-                e.path,
-                pixel_size if pixel_size is not None else e.pixel_size,
-                (e.tilt_min, e.tilt_max),
-                f"{star}, row {e.row}",
-            )
-            for e in entries
-        ]
-    else:
-        sources = [(p, pixel_size, (None, None), str(p)) for p in inputs]
+    found, star = tomogram_sources(inputs)
+    sources = [
+        (
+            s.path,
+            pixel_size if pixel_size is not None else s.pixel_size,
+            (s.tilt_min, s.tilt_max),
+            s.where,
+        )
+        for s in found
+    ]
     to_folder = (
         star is not None
         or len(inputs) > 1
@@ -138,38 +123,12 @@ def plan_outputs(
 
 
 def _write_corrected_star(star: Path, jobs: list[Job], star_out: Path, overwrite: bool) -> None:
-    """The input STAR with ``rlnCorrectedTomoName`` set, its paths made relative to the new
+    """The input STAR with ``rlnCorrectedTomoName`` set, its paths rebased for the new
     file's folder (so that they still resolve)."""
-    from cryogen.io import (
-        CORRECTED_TOMO_NAME,
-        DECONV_TOMO_NAME,
-        HALF1,
-        HALF2,
-        MASK_NAME,
-        RECONSTRUCTED_TOMOGRAM,
-        TOMO_NAME,
-        read_star,
-        write_star,
-    )
+    from cryogen.io import CORRECTED_TOMO_NAME, read_star, rebase_paths, relative_path, write_star
 
-    frame = read_star(star)
-    base, new_base = star.parent, star_out.parent
-
-    def moved(value: Any) -> Any:
-        if value is None or (isinstance(value, float) and value != value):
-            return value
-        p = Path(str(value).strip()).expanduser()
-        p = p if p.is_absolute() else base / p
-        if not p.exists():  # a bare name (RELION-5 rlnTomoName) or a future output: keep it
-            return value
-        return os.path.relpath(os.path.abspath(p), os.path.abspath(new_base))
-
-    for col in (TOMO_NAME, MASK_NAME, DECONV_TOMO_NAME, HALF1, HALF2, RECONSTRUCTED_TOMOGRAM):
-        if col in frame.columns:
-            frame[col] = frame[col].map(moved).astype(object)
-    frame[CORRECTED_TOMO_NAME] = [
-        os.path.relpath(os.path.abspath(j.output), os.path.abspath(new_base)) for j in jobs
-    ]
+    frame = rebase_paths(read_star(star), star.parent, star_out.parent)
+    frame[CORRECTED_TOMO_NAME] = [relative_path(j.output, star_out.parent) for j in jobs]
     write_star(star_out, frame, overwrite=overwrite)
 
 

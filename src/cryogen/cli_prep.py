@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ import typer
 from rich.console import Console
 
 from cryogen.errors import InputError
+from cryogen.io.star import is_star, relative_path, star_entries, update_star_column
 
 __all__ = ["register"]
 
@@ -27,16 +27,6 @@ logger = logging.getLogger(__name__)
 console = Console()
 
 _MB = 1024**2
-#: STAR columns holding file names (rebased when a STAR is written to another folder).
-_PATH_COLUMNS = (
-    "rlnTomoName",
-    "rlnMaskName",
-    "rlnDeconvTomoName",
-    "rlnCorrectedTomoName",
-    "rlnTomoReconstructedTomogram",
-    "rlnTomoReconstructedTomogramHalf1",
-    "rlnTomoReconstructedTomogramHalf2",
-)
 _UM_TO_A = 1e4
 
 
@@ -125,78 +115,6 @@ def _device(name: str) -> Any:
     from cryogen.device import pick_device
 
     return pick_device(name)
-
-
-def _relative_to(path: Path, folder: Path) -> str:
-    """``path`` relative to ``folder`` when possible (portable STAR files), else absolute."""
-    try:
-        return os.path.relpath(path.resolve(), folder.resolve())
-    except ValueError:  # another drive (Windows)
-        return str(path.resolve())
-
-
-def _is_star(path: Path) -> bool:
-    return path.suffix.lower() == ".star"
-
-
-# ------------------------------------------------------------------------ STAR updates
-def _update_star(
-    star: Path, column: str, values: dict[int, str], output: Path | None, overwrite: bool
-) -> Path:
-    """Write ``star`` (or ``output``) with ``column`` set for the given 0-based rows.
-
-    Other data blocks of the file are kept as they are; the STAR is rewritten atomically.
-    """
-    import starfile
-
-    from cryogen.io import TOMO_NAME, read_star, write_star
-
-    frame = read_star(star)
-    target = Path(output) if output is not None else star
-    if target.parent.resolve() != star.parent.resolve():
-        # relative paths were relative to the input STAR's folder: rebase them
-        for col in _PATH_COLUMNS:
-            if col in frame.columns:
-                # a RELION-5 rlnTomoName is a bare name, not a file: leave it as it is
-                must_exist = col == "rlnTomoName"
-                frame[col] = frame[col].map(
-                    lambda v, e=must_exist: _rebase(v, star.parent, target.parent, e)
-                )
-    if column not in frame.columns:
-        frame[column] = None
-    frame[column] = frame[column].astype(object)
-    for i, value in values.items():
-        frame.iat[i, frame.columns.get_loc(column)] = value
-    blocks = starfile.read(star, always_dict=True)
-    if isinstance(blocks, dict) and len(blocks) > 1:
-        name = next(
-            (k for k, v in blocks.items() if hasattr(v, "columns") and TOMO_NAME in v.columns),
-            next(iter(blocks)),
-        )
-        blocks[name] = frame
-        write_star(target, blocks, overwrite=overwrite or output is None)
-    else:
-        write_star(target, frame, overwrite=overwrite or output is None)
-    return target
-
-
-def _rebase(value: Any, old: Path, new: Path, must_exist: bool = False) -> Any:
-    """A relative path of a STAR file in ``old`` rewritten for a STAR file in ``new``."""
-    if not isinstance(value, str) or not value.strip() or value.strip().lower() == "none":
-        return value
-    p = Path(value)
-    if p.is_absolute() or (must_exist and not (old / p).exists()):
-        return value
-    return _relative_to(old / p, new)
-
-
-def _star_rows(star: Path) -> list[Any]:
-    from cryogen.io import tomograms_from_star
-
-    entries = tomograms_from_star(star)
-    if not entries:
-        raise InputError(f"{star}: no tomograms listed")
-    return entries
 
 
 # ------------------------------------------------------------------------ register
@@ -602,7 +520,7 @@ def register(app: typer.Typer) -> None:
             rows.append(
                 {
                     "rlnIndex": i,
-                    TOMO_NAME: _relative_to(path, output.parent),
+                    TOMO_NAME: relative_path(path, output.parent),
                     PIXEL_SIZE: float(voxel),
                     DEFOCUS: defocus_a,
                     VOLTAGE: float(voltage),
@@ -722,7 +640,7 @@ def register(app: typer.Typer) -> None:
             "highpassnyquist": highpassnyquist,
             "phaseflipped": phaseflipped,
         }
-        if not _is_star(input):
+        if not is_star(input):
             if defocus is None:
                 raise InputError(f"{input}: give the defocus with --defocus (µm)")
             params = CTFParams(
@@ -740,7 +658,7 @@ def register(app: typer.Typer) -> None:
             check_output_path(out, overwrite)
             _deconv_file(input, out, params, filt, chunk_size, overlap, pixel_size, dev, overwrite)
             return
-        entries = _star_rows(input)
+        entries = star_entries(input)
         if output is not None:
             check_output_path(output, overwrite)
         jobs = []
@@ -778,8 +696,8 @@ def register(app: typer.Typer) -> None:
         for e, params, out in jobs:
             px = pixel_size if pixel_size is not None else e.pixel_size
             _deconv_file(e.path, out, params, filt, chunk_size, overlap, px, dev, overwrite)
-            done[e.row - 1] = _relative_to(out, (output or input).parent)
-        star_out = _update_star(input, DECONV_TOMO_NAME, done, output, overwrite)
+            done[e.row - 1] = relative_path(out, (output or input).parent)
+        star_out = update_star_column(input, DECONV_TOMO_NAME, done, output, overwrite)
         console.print(f"recorded {DECONV_TOMO_NAME} in {star_out}")
 
     # -------------------------------------------------------------------- make-mask
@@ -869,12 +787,12 @@ def register(app: typer.Typer) -> None:
             "patch_size": patch_size,
             "protein": protein.value,
         }
-        if not _is_star(input):
+        if not is_star(input):
             out = output if output is not None else derived_path(input, "_mask", out_dir=output_dir)
             check_output_path(out, overwrite)
             _mask_file(input, out, opts, dev, overwrite)
             return
-        entries = _star_rows(input)
+        entries = star_entries(input)
         if output is not None:
             check_output_path(output, overwrite)
         jobs = []
@@ -896,8 +814,8 @@ def register(app: typer.Typer) -> None:
         done: dict[int, str] = {}
         for e, src, out in jobs:
             _mask_file(src, out, opts, dev, overwrite)
-            done[e.row - 1] = _relative_to(out, (output or input).parent)
-        star_out = _update_star(input, MASK_NAME, done, output, overwrite)
+            done[e.row - 1] = relative_path(out, (output or input).parent)
+        star_out = update_star_column(input, MASK_NAME, done, output, overwrite)
         console.print(f"recorded {MASK_NAME} in {star_out}")
 
 

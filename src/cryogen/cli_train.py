@@ -61,38 +61,26 @@ def _read_inputs(
     tilt_max: float | None,
 ) -> tuple[list[Any], list[Any] | None, float, float | None, float | None]:
     """Volumes, masks, voxel size and the tilt range the inputs imply (STAR files)."""
-    from cryogen.io import read_volume
+    from cryogen.io import read_volume, tomogram_sources
 
+    sources, star = tomogram_sources(tomograms, masks=masks)
+    paths = [s.path for s in sources]
+    mask_paths = [s.mask for s in sources]
+    pix = [s.pixel_size for s in sources]
     star_tilts: tuple[float, float] | None = None
-    mask_paths: list[Path | None]
-    if len(tomograms) == 1 and tomograms[0].suffix.lower() == ".star":
-        from cryogen.io import tomograms_from_star
-
-        if masks:
-            raise InputError("with a STAR file, give the masks in its rlnMaskName column")
-        entries = tomograms_from_star(tomograms[0])
-        if not entries:
-            raise InputError(f"{tomograms[0]}: no tomograms listed")
-        paths = [Path(e.path) for e in entries]
-        mask_paths = [Path(e.mask) if getattr(e, "mask", None) else None for e in entries]
-        pix = [getattr(e, "pixel_size", None) for e in entries]
-        tilts = {(getattr(e, "tilt_min", None), getattr(e, "tilt_max", None)) for e in entries}
-        tilts = {t for t in tilts if t[0] is not None and t[1] is not None}
-        if len(tilts) > 1 and (tilt_min is None or tilt_max is None):
+    if star is not None:
+        known = {
+            (s.tilt_min, s.tilt_max)
+            for s in sources
+            if s.tilt_min is not None and s.tilt_max is not None
+        }
+        if len(known) > 1 and (tilt_min is None or tilt_max is None):
             raise InputError(
-                f"{tomograms[0]}: the tomograms have different tilt ranges {sorted(tilts)}; "
+                f"{star}: the tomograms have different tilt ranges {sorted(known)}; "
                 "one model is trained per tilt range (split the STAR file)"
             )
-        if len(tilts) == 1:
-            star_tilts = next(iter(tilts))  # type: ignore[assignment]
-    else:
-        if any(p.suffix.lower() == ".star" for p in tomograms):
-            raise InputError("give either one STAR file or one or more MRC files, not both")
-        paths = list(tomograms)
-        if masks and len(masks) != len(paths):
-            raise InputError(f"{len(masks)} masks given for {len(paths)} tomograms")
-        mask_paths = list(masks) if masks else [None] * len(paths)
-        pix = [None] * len(paths)
+        if len(known) == 1:
+            star_tilts = next(iter(known))
     vols = []
     for p, px in zip(paths, pix, strict=True):
         vols.append(

@@ -191,4 +191,3 @@ def write_json(
     """
     text = json.dumps(_json_ready(obj, nonfinite), indent=2, allow_nan=False) + "\n"
     return write_text_atomic(path, text, overwrite=overwrite)
-

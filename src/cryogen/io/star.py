@@ -20,7 +20,7 @@ import pandas as pd
 import starfile
 
 from cryogen.errors import InputError
-from cryogen.io.mrc import atomic_output
+from cryogen.io.files import atomic_output
 
 __all__ = [
     "AMPLITUDE_CONTRAST",
@@ -38,8 +38,13 @@ __all__ = [
     "TOMO_NAME",
     "VOLTAGE",
     "TomogramEntry",
+    "is_star",
     "read_star",
+    "rebase_paths",
+    "relative_path",
+    "star_entries",
     "tomograms_from_star",
+    "update_star_column",
     "write_star",
 ]
 
@@ -318,3 +323,87 @@ def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
             )
         )
     return entries
+
+
+# ------------------------------------------------------------------------------ paths
+def is_star(path: str | os.PathLike[str]) -> bool:
+    """Whether a file name is a STAR file's (``.star``)."""
+    return Path(path).suffix.lower() == ".star"
+
+
+def relative_path(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``folder`` when possible (portable STAR files), else absolute."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+    except ValueError:  # another drive (Windows)
+        return str(Path(path).resolve())
+
+
+def _rebase(value: Any, old: Path, new: Path, must_exist: bool = False) -> Any:
+    """A relative path of a STAR file in ``old`` rewritten for a STAR file in ``new``."""
+    if _is_missing(value) or not isinstance(value, str):
+        return value
+    p = Path(value.strip()).expanduser()
+    if p.is_absolute() or (must_exist and not (old / p).exists()):
+        return value
+    return relative_path(old / p, new)
+
+
+def rebase_paths(
+    frame: pd.DataFrame, old: str | os.PathLike[str], new: str | os.PathLike[str]
+) -> pd.DataFrame:
+    """The path columns of a STAR table written in folder ``old``, rewritten so that they
+    resolve from a STAR file in folder ``new`` (absolute paths are kept; a RELION-5
+    ``rlnTomoName`` that names no file is a bare name and is kept too)."""
+    out = frame.copy()
+    old_dir, new_dir = Path(old), Path(new)
+    if old_dir.resolve() == new_dir.resolve():
+        return out
+    for col in _PATH_COLUMNS:
+        if col in out.columns:
+            must_exist = col == TOMO_NAME
+            out[col] = out[col].map(lambda v, e=must_exist: _rebase(v, old_dir, new_dir, e))
+            out[col] = out[col].astype(object)
+    return out
+
+
+def star_entries(star: str | os.PathLike[str]) -> list[TomogramEntry]:
+    """:func:`tomograms_from_star`, refusing a STAR file that lists no tomogram."""
+    entries = tomograms_from_star(star)
+    if not entries:
+        raise InputError(f"{star}: no tomograms listed")
+    return entries
+
+
+def update_star_column(
+    star: str | os.PathLike[str],
+    column: str,
+    values: dict[int, str],
+    output: str | os.PathLike[str] | None,
+    overwrite: bool,
+) -> Path:
+    """Write ``star`` (or ``output``) with ``column`` set for the given 0-based rows.
+
+    Paths are rebased when the STAR file moves to another folder; other data blocks of the
+    file are kept as they are; the STAR file is rewritten atomically.
+    """
+    src = Path(star)
+    frame = read_star(src)
+    target = Path(output) if output is not None else src
+    frame = rebase_paths(frame, src.parent, target.parent)
+    if column not in frame.columns:
+        frame[column] = None
+    frame[column] = frame[column].astype(object)
+    for i, value in values.items():
+        frame.iat[i, frame.columns.get_loc(column)] = value
+    blocks = starfile.read(src, always_dict=True)
+    if isinstance(blocks, dict) and len(blocks) > 1:
+        name = next(
+            (k for k, v in blocks.items() if hasattr(v, "columns") and TOMO_NAME in v.columns),
+            next(iter(blocks)),
+        )
+        blocks[name] = frame
+        write_star(target, blocks, overwrite=overwrite or output is None)
+    else:
+        write_star(target, frame, overwrite=overwrite or output is None)
+    return target
