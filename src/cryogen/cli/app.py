@@ -260,20 +260,34 @@ def show(
     console.print(f"wrote {output}")
 
 
-# Modules that add commands to ``app`` through a ``register(app)`` function.
-COMMAND_MODULES = (
+def register(name: str, func: Callable[..., Any], **kwargs: Any) -> None:
+    """Add ``func`` to ``app`` as the command ``name``, its errors printed as one line."""
+    app.command(name, **kwargs)(user_errors(func))
+
+
+def _register_commands() -> None:
+    """Every command, in the order ``cryogen --help`` lists them (one line each)."""
+    # -- predict: begin
+    # -- predict: end
+    # -- benchmark: begin
+    # -- benchmark: end
+    _register_legacy()
+
+
+# Modules that still add commands through a ``register(app)`` function (being moved to
+# cryogen.cli.commands).
+LEGACY_COMMAND_MODULES = [
     "cryogen.cli_train",
     "cryogen.cli_predict",
     "cryogen.cli_prep",
     "cryogen.cli_bench",
-)
+]
 
 
-def _register_optional() -> None:
-    """Commands living in their own modules register themselves here."""
+def _register_legacy() -> None:
     import importlib
 
-    for name in COMMAND_MODULES:
+    for name in LEGACY_COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -283,7 +297,7 @@ def _register_optional() -> None:
         module.register(app)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:
