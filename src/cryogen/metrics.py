@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -52,7 +53,9 @@ from cryogen.errors import InputError
 from cryogen.wedge import missing_wedge_mask
 
 __all__ = [
+    "METRICS",
     "METRIC_DESCRIPTIONS",
+    "Metric",
     "FSC_REFERENCE_THRESHOLD",
     "NEGLIGIBLE_POWER",
     "psnr",
@@ -84,17 +87,105 @@ _K2 = 0.03
 #: would otherwise produce correlations of order 1 out of noise.
 NEGLIGIBLE_POWER = 1e-10
 
-#: One-line description (with units) of every key ``evaluate`` returns, for tables.
+@dataclass(frozen=True)
+class Metric:
+    """A score of :func:`evaluate`, as tables show it.
+
+    Attributes
+    ----------
+    name : str
+        The key in ``evaluate``'s result.
+    label : str
+        Column or row label, with units.
+    description : str
+        One line: what it measures, with units.
+    higher_is_better : bool
+    fmt : str
+        Format of a value (``"{:.2f}"``).
+    """
+
+    name: str
+    label: str
+    description: str
+    higher_is_better: bool
+    fmt: str
+
+    def format(self, value: Any) -> str:
+        """``value`` as tables print it (``n/a`` for missing or non-finite)."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return self.fmt.format(value)
+
+
+#: Every score ``evaluate`` returns, in the order tables print them.  Adding a metric is one
+#: entry here and its computation in ``evaluate``.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "psnr",
+            "PSNR (dB)",
+            "PSNR, 10 log10(max(gt)^2 / MSE) over the whole volume (dB, higher is better)",
+            True,
+            "{:.2f}",
+        ),
+        Metric(
+            "ssim_global",
+            "SSIM global",
+            "SSIM with one window over the whole volume, as in the paper (unitless, <= 1)",
+            True,
+            "{:.4f}",
+        ),
+        Metric(
+            "ssim_windowed",
+            "SSIM windowed",
+            "mean SSIM over 7^3 uniform windows, as scikit-image (unitless, <= 1)",
+            True,
+            "{:.4f}",
+        ),
+        Metric(
+            "wedge_corr",
+            "wedge corr",
+            "correlation with the truth inside the missing wedge in Fourier space "
+            "(unitless, 0 for the corrupted input, 1 is perfect)",
+            True,
+            "{:.3f}",
+        ),
+        Metric(
+            "res_z",
+            "res_z (Å)",
+            "resolution along z: FSC = 0.5 vs truth in a cone around kz (Å, lower is better)",
+            False,
+            "{:.1f}",
+        ),
+        Metric(
+            "res_x",
+            "res_x (Å)",
+            "resolution along x: FSC = 0.5 vs truth in a cone around kx (Å, lower is better)",
+            False,
+            "{:.1f}",
+        ),
+        Metric(
+            "fsc_res",
+            "FSC res (Å)",
+            "global resolution: FSC = 0.5 vs truth over full shells (Å, lower is better)",
+            False,
+            "{:.1f}",
+        ),
+        Metric(
+            "mse",
+            "MSE",
+            "mean squared error after the optional scale fit (squared density units)",
+            False,
+            "{:.3g}",
+        ),
+    )
+}
+
+#: One-line description (with units) of every key ``evaluate`` returns, for tables: the
+#: scores of :data:`METRICS`, then the settings they were computed with.
 METRIC_DESCRIPTIONS: dict[str, str] = {
-    "psnr": "PSNR, 10 log10(max(gt)^2 / MSE) over the whole volume (dB, higher is better)",
-    "ssim_global": "SSIM with one window over the whole volume, as in the paper (unitless, <= 1)",
-    "ssim_windowed": "mean SSIM over 7^3 uniform windows, as scikit-image (unitless, <= 1)",
-    "wedge_corr": "correlation with the truth inside the missing wedge in Fourier space "
-    "(unitless, 0 for the corrupted input, 1 is perfect)",
-    "res_z": "resolution along z: FSC = 0.5 vs truth in a cone around kz (Å, lower is better)",
-    "res_x": "resolution along x: FSC = 0.5 vs truth in a cone around kx (Å, lower is better)",
-    "fsc_res": "global resolution: FSC = 0.5 vs truth over full shells (Å, lower is better)",
-    "mse": "mean squared error after the optional scale fit (squared density units)",
+    **{m.name: m.description for m in METRICS.values()},
     "scale_fit": "whether pred was replaced by a * pred + b (least squares) before scoring",
     "scale": "slope a of the least-squares fit a * pred + b to gt (1 without the fit)",
     "offset": "offset b of the least-squares fit a * pred + b to gt (0 without the fit)",
