@@ -4,7 +4,7 @@ CryoGEN's data term compares ``T_M g(.)`` with ``T_M y`` on a training crop.  ``
 crop is not the wedge of the whole volume: cropping spreads the missing-wedge content of
 the truth into the measured band, so even the exact answer ``x`` leaves
 ``mean((T_M(crop x - crop y))^2) > 0``, and the term pulls the generator away from it.
-This script measures that floor on the benchmark phantoms, in the units the engine trains
+This script measures that floor on the benchmark phantoms, in the units training works
 in (the corrupted data normalised to mean 0, std 1), next to the missing-wedge energy of
 the crop itself (``mean((crop x - crop y)^2)``, the error of the corrupted input) and the
 same floor with ``data_margin`` voxels cut from each face.  ``--taper T`` multiplies the

@@ -2,7 +2,7 @@
 
 If it can, the adversarial term pushes even a perfect generator away from the truth.  E
 (the cpu preset's architecture, optimiser and BCE loss) is trained alone on real samples
-against fakes built from the clean phantom exactly as the engine builds them from g's
+against fakes built from the clean phantom exactly as training builds them from g's
 estimate (``adv_wedge``), then scored on fresh pairs:
 
 * ``crop`` (the paper's): real ``T_M(crop y)``, fake ``T_M(R crop x)``, ``T_M`` on the crop;
@@ -27,14 +27,13 @@ from train_quality import phantom_data  # benchmarks/ is on sys.path when run as
 
 from cryogen.model import build_energy, compute_normalisation
 from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box
-from cryogen.train import TrainConfig
-from cryogen.train.engine import _d_loss
+from cryogen.train import TrainConfig, discriminator_loss
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 
 def subtomograms(name: str, size: int, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Clean and corrupted subtomograms of edge ``size`` (ten per phantom), normalised
-    like the engine's data (the corrupted volumes' mean and std)."""
+    like the training data (the corrupted volumes' mean and std)."""
     rng = np.random.default_rng(seed)
     clean_np, corrupted_np = phantom_data(name, -60.0, 60.0, seed)  # the prisms are 96^3
     clean = [torch.from_numpy(v) for v in clean_np]
@@ -83,7 +82,7 @@ def accuracy(
 
     for _ in range(steps):
         real, fake = pair()
-        loss = _d_loss("bce", e(real).view(-1), e(fake).view(-1))
+        loss = discriminator_loss("bce", e(real).view(-1), e(fake).view(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -20,13 +20,24 @@ import shutil
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
-from cryogen.train import TrainConfig
-from cryogen.train.engine import _Trainer
+from cryogen.train import TrainConfig, Trainer
+
+#: the settings that isolate each term (d_start first: it must not exceed adv_start)
+TERMS: dict[str, dict[str, float]] = {
+    "consistency": {"d_start": 0.0, "adv_start": 0.0, "adv_ramp": 0.0, "adv_weight": 0.0},
+    "energy": {
+        "d_start": 0.0,
+        "adv_start": 0.0,
+        "adv_ramp": 0.0,
+        "adv_weight": 1.0,
+        "consistency_weight": 0.0,
+        "lambda_min": 0.0,
+    },
+}
 
 
 def gradient_norms(run: Path, phantom: str, draws: int) -> dict[str, float]:
@@ -36,32 +47,19 @@ def gradient_norms(run: Path, phantom: str, draws: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("last.pt", "config.json"):
             shutil.copy(run / name, Path(tmp) / name)
-        t = _Trainer(
-            cfg, corrupted, Path(tmp), voxel_size=1.0, masks=None, resume=True, overwrite=False
-        )
-        norms: list[float] = []
-
-        def measure(total: torch.Tensor, opt: Any, scaler: Any, params: Any, clip: Any) -> None:
-            if opt is t.opt_g:  # g: record the gradient's norm, no update
-                ps = [p for p in params if p.requires_grad]
-                grads = torch.autograd.grad(total, ps, allow_unused=True)
-                norms.append(math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None)))
-            else:  # E: learn as in training
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-
-        t._backward_step = measure  # type: ignore[method-assign]
-        terms = {
-            "consistency": {"adv_weight": 0.0},
-            "energy": {"adv_weight": 1.0, "consistency_weight": 0.0, "lambda_min": 0.0},
-        }
-        for name, over in terms.items():
-            t.cfg = cfg.model_copy(update={**over, "adv_start": 0.0, "adv_ramp": 0.0})
-            t.use_e = t.e is not None
-            norms.clear()
+        t = Trainer(cfg.model_copy(), corrupted, Path(tmp), resume=True)  # t.cfg changes
+        t.networks.start_training()
+        params = [p for p in t.networks.g.parameters() if p.requires_grad]
+        for name, settings in TERMS.items():
+            for key, value in settings.items():  # in place: every part of t sees them
+                setattr(t.cfg, key, value)
+            norms: list[float] = []
             for _ in range(draws):
-                t._step_cryogen(1.0)
+                # E learns as in training (inside the step); g is measured, not updated
+                batch, _ = t.next_batch(1.0)
+                loss = t.method.losses(batch, 1.0).loss
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                norms.append(math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None)))
             out[name] = statistics.median(norms)
     out["adv_weight"] = cfg.adv_weight
     return out

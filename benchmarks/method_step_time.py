@@ -1,4 +1,4 @@
-"""Seconds per training step of each method, whole engine step (refills included).
+"""Seconds per training step of each method, whole training step (refills included).
 
 The 15-minute comparisons give each method the same wall-clock budget, so a method that
 costs more per step trains fewer steps.  This script runs short trainings of each variant

@@ -95,8 +95,7 @@ def worker(args: argparse.Namespace) -> None:
     import resource
 
     from cryogen.device import setup_threads
-    from cryogen.predict import load_model, predict_file
-    from cryogen.tiling import count_tiles
+    from cryogen.predict import PredictOptions, load_model, predict_file
 
     def rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -108,21 +107,17 @@ def worker(args: argparse.Namespace) -> None:
     base = rss_mib()
     out = Path(args.output)
     std = out.with_name(out.stem + "_std.mrc") if args.n_samples > 1 else None
-    res = predict_file(
-        model,
-        args.input,
-        out,
-        std_path=std,
+    options = PredictOptions(
         tile=args.tile,
         overlap=args.overlap,
         batch_size=args.batch_size,
         samples=args.n_samples,
         keep_measured=args.keep_measured,
-        overwrite=True,
     )
+    res = predict_file(model, args.input, out, options, std_path=std, overwrite=True)
     peak = rss_mib()
     vox = math.prod(res.shape)
-    tiles = count_tiles(res.shape, args.tile or model.crop_size, args.overlap)
+    tiles = res.tiles
     print(
         json.dumps(
             {
@@ -147,7 +142,7 @@ def worker(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="512x512x200,1024x1024x300", help="XxYxZ,... (MRC order)")
     ap.add_argument("--samples", default="1,4", help="sample counts to run, e.g. 1,4")
@@ -165,55 +160,34 @@ def main() -> None:
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--output", help=argparse.SUPPRESS)
     ap.add_argument("--n-samples", type=int, default=1, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        worker(args)
-        return
+    return ap.parse_args()
 
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    sample_counts = [int(s) for s in args.samples.split(",") if s.strip()]
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="cryogen-predict-scale-"))
-    work.mkdir(parents=True, exist_ok=True)
-    rows = []
-    try:
-        ckpt = work / "cpu_preset_untrained.pt"
-        make_checkpoint(ckpt)
-        for shape in sizes:
-            tomo = work / f"tomo_{shape[2]}x{shape[1]}x{shape[0]}.mrc"
-            t0 = time.perf_counter()
-            make_tomogram(tomo, shape)
-            print(f"# wrote {tomo} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-            for n in sample_counts:
-                out = work / f"pred_{tomo.stem}_s{n}.mrc"
-                cmd = [
-                    sys.executable,
-                    str(Path(__file__).resolve()),
-                    "--worker",
-                    "--checkpoint", str(ckpt),
-                    "--input", str(tomo),
-                    "--output", str(out),
-                    "--n-samples", str(n),
-                    "--tile", str(args.tile),
-                    "--overlap", str(args.overlap),
-                    "--batch-size", str(args.batch_size),
-                    "--threads", str(args.threads),
-                ]  # fmt: skip
-                if args.keep_measured:
-                    cmd.append("--keep-measured")
-                res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if res.returncode != 0:
-                    sys.stderr.write(res.stderr)
-                    raise SystemExit(f"case {shape} samples {n} failed")
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr)
-                for p in work.glob(f"pred_{tomo.stem}_s{n}*.mrc"):
-                    p.unlink()
-            tomo.unlink()
-    finally:
-        if not args.keep_files and args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
+def run_case(args: argparse.Namespace, ckpt: Path, tomo: Path, out: Path, n: int) -> dict:
+    """One case in a fresh process (its own peak resident set); returns its row."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--checkpoint", str(ckpt),
+        "--input", str(tomo),
+        "--output", str(out),
+        "--n-samples", str(n),
+        "--tile", str(args.tile),
+        "--overlap", str(args.overlap),
+        "--batch-size", str(args.batch_size),
+        "--threads", str(args.threads),
+    ]  # fmt: skip
+    if args.keep_measured:
+        cmd.append("--keep-measured")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        raise SystemExit(f"case {tomo.name} samples {n} failed")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows: list[dict]) -> None:
     cols = [
         "size (x*y*z)",
         "samples",
@@ -235,6 +209,36 @@ def main() -> None:
             f"| {r['s_per_tile_sample']:.3f} | {r['peak_rss_gib']:.2f} "
             f"| {r['rss_after_load_mib'] / 1024:.2f} |"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        worker(args)
+        return
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    sample_counts = [int(s) for s in args.samples.split(",") if s.strip()]
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="cryogen-predict-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        ckpt = work / "cpu_preset_untrained.pt"
+        make_checkpoint(ckpt)
+        for shape in sizes:
+            tomo = work / f"tomo_{shape[2]}x{shape[1]}x{shape[0]}.mrc"
+            t0 = time.perf_counter()
+            make_tomogram(tomo, shape)
+            print(f"# wrote {tomo} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+            for n in sample_counts:
+                rows.append(run_case(args, ckpt, tomo, work / f"pred_{tomo.stem}_s{n}.mrc", n))
+                print(json.dumps(rows[-1]), file=sys.stderr)
+                for p in work.glob(f"pred_{tomo.stem}_s{n}*.mrc"):
+                    p.unlink()
+            tomo.unlink()
+    finally:
+        if not args.keep_files and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(rows)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -20,7 +20,7 @@ import time
 import torch
 
 from cryogen.device import cpu_has_fast_bf16
-from cryogen.nets.unetpp import UNetPlusPlus, count_parameters
+from cryogen.nets import UNetPlusPlus, count_parameters
 
 CONFIGS = {
     "unetpp-8-128": dict(features=(8, 16, 32, 64, 128), nested=True),

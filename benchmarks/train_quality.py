@@ -28,23 +28,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryogen.cli_train import parse_set_options
+from cryogen.benchmark import build_case
+from cryogen.cli.options import parse_set_options
 from cryogen.metrics import apply_scale_fit, psnr, ssim_global
-from cryogen.phantoms import prism_set, sphere
-from cryogen.predict import load_model, predict_volume
+from cryogen.predict import PredictOptions, load_model, predict_volume
 from cryogen.train import TrainConfig, train
-from cryogen.wedge import apply_missing_wedge
 
 
 def phantom_data(name: str, tilt_min: float, tilt_max: float, seed: int):
-    if name == "sphere":
-        clean = [sphere(140)]
-    elif name == "prism":
-        clean = prism_set(10, 96, 20.0, seed=seed)
-    else:
+    """Clean and wedge-corrupted volumes of a benchmark case at its paper size, as arrays."""
+    if name not in ("sphere", "prism"):
         raise SystemExit(f"unknown phantom {name}")
-    corrupted = [apply_missing_wedge(c, tilt_min, tilt_max) for c in clean]
-    return [c.numpy() for c in clean], [c.numpy() for c in corrupted]
+    case = build_case(name, seed=seed, tilt_min=tilt_min, tilt_max=tilt_max)
+    return [c.numpy() for c in case.truth], [c.numpy() for c in case.corrupted]
 
 
 def score(model, clean, corrupted, tile, keep_measured=False, predict=None):
@@ -56,9 +52,13 @@ def score(model, clean, corrupted, tile, keep_measured=False, predict=None):
             pred = predict(model, y)
         elif tile == 0:
             t = int(-(-max(y.shape) // 8) * 8)  # one tile covering the volume
-            pred = predict_volume(model, y, tile=t, overlap=0, keep_measured=keep_measured)
+            pred = predict_volume(
+                model, y, PredictOptions(tile=t, overlap=0, keep_measured=keep_measured)
+            )
         else:
-            pred = predict_volume(model, y, tile=tile, overlap=16, keep_measured=keep_measured)
+            pred = predict_volume(
+                model, y, PredictOptions(tile=tile, overlap=16, keep_measured=keep_measured)
+            )
         fit = apply_scale_fit(pred, c)
         ps.append(psnr(fit, c))
         ss.append(ssim_global(fit, c))

@@ -21,12 +21,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from train_quality import phantom_data, score  # benchmarks/ is on sys.path as a script
 
-from cryogen.predict import load_model, predict_volume
+from cryogen.predict import PredictOptions, load_model, predict_volume
+
+#: How ``train_quality.py`` predicts: 64^3 tiles, overlap 16.
+PLAIN = PredictOptions(tile=64, overlap=16)
 
 
 def predict_flips(model, y: np.ndarray) -> np.ndarray:
@@ -35,7 +39,7 @@ def predict_flips(model, y: np.ndarray) -> np.ndarray:
     flips = [d for r in range(4) for d in itertools.combinations((0, 1, 2), r)]
     for d in flips:
         yy = np.ascontiguousarray(np.flip(y, d)) if d else y
-        p = predict_volume(model, yy, tile=64, overlap=16)
+        p = predict_volume(model, yy, PLAIN)
         acc += np.flip(p, d) if d else p
     return (acc / len(flips)).astype(np.float32)
 
@@ -49,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     modes = {
-        "plain": lambda m, y: predict_volume(m, y, tile=64, overlap=16),
-        "tta": lambda m, y: predict_volume(m, y, tile=64, overlap=16, tta=True),
+        "plain": lambda m, y: predict_volume(m, y, PLAIN),
+        "tta": lambda m, y: predict_volume(m, y, replace(PLAIN, tta=True)),
     }
     if args.reflections:
         modes["flips8"] = predict_flips

@@ -49,11 +49,11 @@ class CubeRotation:
     @property
     def matrix(self) -> tuple[tuple[int, int, int], ...]:
         """Signed permutation matrix acting on ``(z, y, x)`` coordinates (centred)."""
-        rows = []
+        rows: list[tuple[int, int, int]] = []
         for i in range(3):
             row = [0, 0, 0]
             row[self.perm[i]] = -1 if self.flips[i] else 1
-            rows.append(tuple(row))
+            rows.append((row[0], row[1], row[2]))
         return tuple(rows)
 
     def apply(self, volume: torch.Tensor) -> torch.Tensor:

@@ -7,15 +7,24 @@ maps the library's parameter names to the flags, so that an error raised in libr
 turns an error's ``advice`` into what to type.
 
 Adding a shared option is one entry here (and the parameter in the commands that take it).
+Options that several commands take with a help of their own (``--output``, ``--minutes``,
+``--steps``, a ``--tilt-min`` the data may give, ``--defocus``, ``--target-pixel-size``) are
+made by a function here that takes the help: flag, library name and bounds stay here.  The checks of
+shared options that the command line makes itself (:func:`check_beam_axis`,
+:func:`parse_set_options` for ``--set``) are here too.
 """
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from cryogen.errors import InputError
+from cryogen.phantoms import PHANTOM_NAMES
 
 #: library parameter name -> command-line flag (filled by :func:`option`).
 FLAGS: dict[str, str] = {}
@@ -35,11 +44,11 @@ def option(param: str, flag: str, *aliases: str, **kwargs: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ choices
-class PhantomName(str, Enum):
-    sphere = "sphere"
-    prism = "prism"
-    ribosome = "ribosome"
-    crowded = "crowded"
+#: The phantoms of :data:`cryogen.phantoms.PHANTOMS`, in the registry's order (built from
+#: the registry, so mypy cannot list the members).
+PhantomName = Enum(  # type: ignore[misc]
+    "PhantomName", [(name, name) for name in PHANTOM_NAMES], type=str
+)
 
 
 class Method(str, Enum):
@@ -64,26 +73,6 @@ TiltMin = Annotated[
 TiltMax = Annotated[
     float, option("tilt_max", "--tilt-max", help="Highest tilt angle of the tilt series, degrees.")
 ]
-#: A tilt range that the data may give (a STAR file, a model): ``None`` = from the data.
-TiltMinFromData = Annotated[
-    float | None,
-    option(
-        "tilt_min",
-        "--tilt-min",
-        help="Lowest tilt angle, degrees (default: from the data: the STAR file's, the model's).",
-        show_default=False,
-    ),
-]
-TiltMaxFromData = Annotated[
-    float | None,
-    option(
-        "tilt_max",
-        "--tilt-max",
-        help="Highest tilt angle, degrees (default: from the data: the STAR file's, the model's).",
-        show_default=False,
-    ),
-]
-
 # ------------------------------------------------------------------------------ files
 Overwrite = Annotated[
     bool,
@@ -124,11 +113,13 @@ Threads = Annotated[
         "threads",
         "--threads",
         min=1,
-        help="CPU threads (default: the command's; see its help).",
+        help="CPU threads (default: torch's, which follows OMP_NUM_THREADS; training with the "
+        "cpu preset: 1).",
         show_default=False,
     ),
 ]
 Seed = Annotated[int, option("seed", "--seed", min=0, help="Random seed.")]
+NoiseSeed = Annotated[int, option("seed", "--seed", help="Random seed of the noise.")]
 Quiet = Annotated[bool, option("quiet", "--quiet", help="No progress bars.")]
 
 # ------------------------------------------------------------------------------ training
@@ -152,26 +143,6 @@ PresetOption = Annotated[
         show_default=False,
     ),
 ]
-Steps = Annotated[
-    int | None,
-    option(
-        "steps",
-        "--steps",
-        min=1,
-        help="Training budget in steps (instead of minutes).",
-        show_default=False,
-    ),
-]
-Minutes = Annotated[
-    float | None,
-    option(
-        "minutes",
-        "--minutes",
-        min=0.01,
-        help="Training budget in minutes of wall-clock time.",
-        show_default=False,
-    ),
-]
 SetValues = Annotated[
     list[str] | None,
     option(
@@ -185,6 +156,21 @@ SetValues = Annotated[
 
 # ------------------------------------------------------------------------------ CTF
 Voltage = Annotated[
+    float, option("voltage", "--voltage", min=1.0, help="Acceleration voltage, kV.")
+]
+Cs = Annotated[float, option("cs", "--cs", min=0.0, help="Spherical aberration, mm.")]
+AmplitudeContrast = Annotated[
+    float,
+    option(
+        "amplitude_contrast",
+        "--amplitude-contrast",
+        min=0.0,
+        max=1.0,
+        help="Amplitude contrast, fraction.",
+    ),
+]
+#: The CTF of the tomograms of a STAR file: ``None`` = the STAR file's, else the default.
+VoltageFromData = Annotated[
     float | None,
     option(
         "voltage",
@@ -194,7 +180,7 @@ Voltage = Annotated[
         show_default=False,
     ),
 ]
-Cs = Annotated[
+CsFromData = Annotated[
     float | None,
     option(
         "cs",
@@ -205,7 +191,7 @@ Cs = Annotated[
         show_default=False,
     ),
 ]
-AmplitudeContrast = Annotated[
+AmplitudeContrastFromData = Annotated[
     float | None,
     option(
         "amplitude_contrast",
@@ -217,6 +203,8 @@ AmplitudeContrast = Annotated[
         show_default=False,
     ),
 ]
+
+# ------------------------------------------------------------------------------ output
 OutputDir = Annotated[
     Path | None,
     option(
@@ -226,3 +214,69 @@ OutputDir = Annotated[
         show_default=False,
     ),
 ]
+
+
+# ------------------------------------------------------------------------------ own help
+# Options that several commands take with a help of their own (what the output is, what
+# the defocus is used for): the flag, the library's name and the bounds are declared here.
+def output_option(help: str) -> Any:
+    """``--output``/``-o`` with a command's help (what it writes, its default)."""
+    return option("output", "--output", "-o", help=help, show_default=False)
+
+
+def defocus_option(help: str) -> Any:
+    """``--defocus``, µm underfocus (the library's ``defocus_um``), with a command's help."""
+    return option("defocus_um", "--defocus", min=0.0, help=help, show_default=False)
+
+
+def minutes_option(help: str) -> Any:
+    """``--minutes``, a training budget in minutes of wall-clock time, with a command's help."""
+    return option("minutes", "--minutes", min=0.01, help=help)
+
+
+def steps_option(help: str) -> Any:
+    """``--steps``, a training budget in steps, with a command's help."""
+    return option("steps", "--steps", min=1, help=help, show_default=False)
+
+
+def tilt_min_option(help: str) -> Any:
+    """``--tilt-min`` that the data may give (``None``: from the data), with a command's help."""
+    return option("tilt_min", "--tilt-min", help=help, show_default=False)
+
+
+def tilt_max_option(help: str) -> Any:
+    """``--tilt-max`` that the data may give (``None``: from the data), with a command's help."""
+    return option("tilt_max", "--tilt-max", help=help, show_default=False)
+
+
+def target_pixel_size_option(help: str) -> Any:
+    """``--target-pixel-size``, Å to bin to, with a command's help."""
+    return option(
+        "target_pixel_size", "--target-pixel-size", min=0.01, help=help, show_default=False
+    )
+
+
+# ------------------------------------------------------------------------------ checks
+def check_beam_axis(beam_axis: str) -> str:
+    """``beam_axis`` if it is ``"z"`` or ``"y"``; checked before any file is read."""
+    if beam_axis not in ("z", "y"):
+        raise InputError(f"--beam-axis must be 'z' or 'y', got {beam_axis!r}")
+    return beam_axis
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    """``--set`` values -> dict: ``["adv_weight=0.01", "features=[8,16]"]`` ->
+    ``{"adv_weight": 0.01, "features": [8, 16]}``; values are parsed as JSON when they can
+    be, else kept as strings; ``-`` in a key becomes ``_``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        key, _, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = value
+    return out

@@ -7,7 +7,8 @@ isotropic; the origin is ``(x, y, z)`` in Å exactly as the MRC header stores it
 Reading (``read_volume``) memory-maps the file by default and checks it: the file exists,
 is MRC (a file whose header mrcfile rejects is retried in permissive mode only when its
 extension is a known MRC one), holds a 3D volume, is finite and not constant, and has a
-usable voxel size.  Every problem is an ``InputError`` with one line naming the file.
+usable voxel size.  Every problem is an ``InputError`` with one line naming the file.  The
+opening and the checks live in :mod:`cryogen.io.mrc_checks`.
 
 Writing never leaves half a file: data go to a hidden temporary file in the output folder
 (``.NAME.<pid>-<random>.tmp``), which is renamed over the final name with ``os.replace``
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,11 +32,20 @@ import numpy as np
 
 from cryogen.errors import InputError
 from cryogen.io.files import atomic_output
+from cryogen.io.mrc_checks import (
+    MRC_EXTENSIONS,
+    check_volume_shape,
+    check_volume_values,
+    chunks,
+    open_mrc_data,
+)
 
 __all__ = [
     "MRC_EXTENSIONS",
     "Volume",
+    "atomic_output",
     "create_volume_memmap",
+    "header_stats",
     "read_volume",
     "rotate_beam_y_to_z",
     "rotate_beam_z_to_y",
@@ -45,12 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Extensions under which MRC files are commonly stored (tomograms, tilt stacks, maps).
-#: Other extensions are read too when the header is a valid MRC header.
-MRC_EXTENSIONS: tuple[str, ...] = (".mrc", ".rec", ".st", ".ali", ".map", ".mrcs")
-
-_HEADER_BYTES = 1024
-_CHUNK_ELEMENTS = 1 << 22  # voxels per chunk (4 Mi) for the memory-bounded passes
 _WRITE_DTYPES = {"float32": (np.dtype(np.float32), 2), "float16": (np.dtype(np.float16), 12)}
 
 
@@ -93,20 +96,9 @@ class Volume:
             ``(z, y, x)`` copy of ``data`` (ready for ``torch.from_numpy``).
         """
         out = np.empty(self.data.shape, dtype=dtype)
-        for sl in _chunks(self.data.shape):
+        for sl in chunks(self.data.shape):
             out[sl] = self.data[sl]
         return out
-
-
-def _chunks(shape: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    """Slices along the first axis, each about ``_CHUNK_ELEMENTS`` voxels."""
-    if len(shape) == 0:
-        yield ()
-        return
-    per_slice = max(1, math.prod(int(s) for s in shape[1:]))
-    step = max(1, _CHUNK_ELEMENTS // per_slice)
-    for start in range(0, int(shape[0]), step):
-        yield (slice(start, min(start + step, int(shape[0]))),)
 
 
 def rotate_beam_y_to_z(data: Any) -> Any:
@@ -152,177 +144,6 @@ def _rot_x(data: Any, k: int) -> Any:
     if rot90 is None:
         raise TypeError(f"expected a numpy array or torch tensor, got {type(data).__name__}")
     return rot90(k, (-3, -2))
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-@dataclass
-class _HeaderInfo:
-    map_ok: bool
-    dtype: np.dtype | None
-    shape: tuple[int, ...]
-    expected_bytes: int | None
-    file_bytes: int
-
-
-def _inspect_header(path: Path) -> _HeaderInfo | None:
-    """The header's claims (permissive, header only); ``None`` if there is no header."""
-    size = path.stat().st_size
-    if size < _HEADER_BYTES:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(path, header_only=True, permissive=True) as m:
-                h = m.header
-                map_ok = bytes(h.map)[:3] == b"MAP"
-                shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(h))
-                try:
-                    dtype: np.dtype | None = mrcfile.utils.data_dtype_from_header(h)
-                except ValueError:
-                    dtype = None
-                nsymbt = int(h.nsymbt)
-    except Exception:  # noqa: BLE001 - an unreadable header is "not MRC"
-        return None
-    expected = None
-    if dtype is not None and all(n >= 0 for n in shape) and nsymbt >= 0:
-        expected = _HEADER_BYTES + nsymbt + dtype.itemsize * math.prod(shape)
-    return _HeaderInfo(map_ok, dtype, shape, expected, size)
-
-
-def _plausible(info: _HeaderInfo | None) -> bool:
-    """A header worth a permissive read: known mode, sizes that fit in the file."""
-    return (
-        info is not None
-        and info.expected_bytes is not None
-        and all(n > 0 for n in info.shape)
-        and info.expected_bytes <= info.file_bytes
-    )
-
-
-def _describe_unreadable(path: Path, err: Exception) -> str:
-    """Why mrcfile could not read ``path``, in words (empty, short, truncated, not MRC)."""
-    size = path.stat().st_size
-    if size == 0:
-        return f"{path}: the file is empty (0 bytes), not an MRC file"
-    if size < _HEADER_BYTES:
-        return (
-            f"{path}: not an MRC file ({size} bytes; an MRC header alone is {_HEADER_BYTES} bytes)"
-        )
-    info = _inspect_header(path)
-    if (
-        info is not None
-        and info.map_ok
-        and info.dtype is not None
-        and info.expected_bytes is not None
-        and info.expected_bytes > size
-    ):
-        return (
-            f"{path}: the MRC file is truncated: its header describes {info.shape} "
-            f"{info.dtype.name} data ({info.expected_bytes} bytes with the header) but the "
-            f"file has {size} bytes"
-        )
-    return f"{path}: not an MRC file ({_one_line(err)})"
-
-
-_OPEN_ERRORS = (ValueError, OverflowError, TypeError, MemoryError)
-
-
-def _open_data(path: Path, mmap: bool) -> tuple[np.ndarray, Any, list[str]]:
-    """Open ``path`` and return (data, header copy, warnings), closing the file.
-
-    A header that mrcfile rejects is retried in permissive mode only for a known MRC
-    extension and only when the header's mode and sizes fit the file.
-    """
-    opener = mrcfile.mmap if mmap else mrcfile.open
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            mrc = opener(path, mode="r", permissive=False)
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a folder, not an MRC file") from None
-        except OSError as err:
-            raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
-        except _OPEN_ERRORS as strict_err:
-            message = _describe_unreadable(path, strict_err)
-            if path.suffix.lower() not in MRC_EXTENSIONS or not _plausible(_inspect_header(path)):
-                raise InputError(message) from None
-            try:
-                mrc = opener(path, mode="r", permissive=True)
-            except (*_OPEN_ERRORS, OSError):
-                raise InputError(message) from None
-            if mrc.data is None:
-                mrc.close()
-                raise InputError(message) from None
-            notes.append(f"read in permissive mode ({_one_line(strict_err)})")
-        try:
-            data = mrc.data
-            header = mrc.header.copy()
-        finally:
-            mrc.close()  # a memmap stays valid after the file is closed
-    notes += [_one_line(w.message) for w in caught]
-    if data is None:
-        raise InputError(f"{path}: the MRC file has no readable data block")
-    if mmap and not data.dtype.isnative:
-        notes.append("non-native byte order: loaded into memory")
-        data = np.asarray(data).astype(data.dtype.newbyteorder("="))
-    elif not mmap:
-        if not data.flags.writeable:
-            try:
-                data.flags.writeable = True  # frombuffer over mrcfile's own bytearray
-            except ValueError:
-                data = np.array(data)
-        if not data.dtype.isnative:
-            data = data.astype(data.dtype.newbyteorder("="))
-    return data, header, notes
-
-
-def _check_shape(path: Path, shape: tuple[int, ...], require_3d: bool) -> None:
-    if math.prod(shape) == 0:
-        raise InputError(f"{path}: holds no data (shape {shape})")
-    if not require_3d:
-        return
-    if len(shape) == 2:
-        raise InputError(f"{path}: is a 2D image of shape {shape}; a 3D volume is needed")
-    if len(shape) == 4:
-        raise InputError(
-            f"{path}: is a stack of {shape[0]} volumes (shape {shape}); give one 3D volume"
-        )
-    if len(shape) != 3:
-        raise InputError(f"{path}: has shape {shape}; a 3D volume is needed")
-    if shape[0] == 1:
-        raise InputError(f"{path}: holds a single section (shape {shape}); a 3D volume is needed")
-    if min(shape) < 2:
-        raise InputError(f"{path}: has shape {shape}; a 3D volume is needed")
-
-
-def _check_values(path: Path, data: np.ndarray) -> None:
-    """NaN, Inf and constant volumes, in chunks along the first axis (memory-bounded)."""
-    is_float = np.issubdtype(data.dtype, np.floating)
-    vmin = vmax = None
-    for sl in _chunks(data.shape):
-        chunk = np.asarray(data[sl])
-        if is_float and not np.isfinite(chunk).all():
-            first = int(sl[0].start) + int(np.argwhere(~np.isfinite(chunk))[0][0])
-            if np.isnan(chunk).any():
-                kind = "NaN (not a number)"
-            else:
-                kind = "Inf (infinite)"
-            raise InputError(
-                f"{path}: contains {kind} values (first in file section {first}); "
-                "the volume must be finite"
-            )
-        cmin, cmax = chunk.min(), chunk.max()
-        vmin = cmin if vmin is None else min(vmin, cmin)
-        vmax = cmax if vmax is None else max(vmax, cmax)
-    if vmin is not None and vmin == vmax:
-        raise InputError(
-            f"{path}: the volume is constant (every voxel is {float(vmin):g}, zero variance); "
-            "there is nothing to restore"
-        )
 
 
 def _voxel_size(path: Path, header: Any, pixel_size: float | None) -> float:
@@ -408,15 +229,15 @@ def read_volume(
     src = Path(path)
     if not src.exists():
         raise InputError(f"{src}: file not found")
-    data, header, notes = _open_data(src, mmap)
+    data, header, notes = open_mrc_data(src, mmap)
     for note in notes:
         logger.warning("%s: %s", src, note)
     shape = tuple(int(s) for s in data.shape)
-    _check_shape(src, shape, require_3d)
+    check_volume_shape(src, shape, require_3d)
     if np.iscomplexobj(data):
         raise InputError(f"{src}: holds complex data ({data.dtype}); a density is needed")
     if check_values:
-        _check_values(src, data)
+        check_volume_values(src, data)
     voxel = _voxel_size(src, header, pixel_size)
     origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
     if beam_axis == "y":
@@ -428,17 +249,17 @@ def read_volume(
 
 
 # ------------------------------------------------------------------------------ writing
-def _header_stats(data: np.ndarray) -> tuple[float, float, float, float]:
+def header_stats(data: np.ndarray) -> tuple[float, float, float, float]:
     """(min, max, mean, rms) of ``data``, rms being the standard deviation as in MRC2014.
 
     Computed in float64 chunks (Chan's parallel update), so a large memmap is never
-    copied whole.
+    copied whole.  :func:`create_volume_memmap` looks it up in this module at every write.
     """
     n = 0
     mean = 0.0
     m2 = 0.0
     vmin, vmax = math.inf, -math.inf
-    for sl in _chunks(data.shape):
+    for sl in chunks(data.shape):
         c = np.asarray(data[sl], dtype=np.float64)
         if c.size == 0:
             continue
@@ -520,7 +341,7 @@ def create_volume_memmap(
         try:
             _set_header(mrc, voxel_size, origin)
             yield mrc.data
-            dmin, dmax, dmean, rms = _header_stats(mrc.data)
+            dmin, dmax, dmean, rms = header_stats(mrc.data)
             if not all(math.isfinite(v) for v in (dmin, dmax, dmean, rms)):
                 logger.warning("%s: the written volume contains NaN or Inf", path)
             mrc.header.dmin, mrc.header.dmax = dmin, dmax
@@ -588,6 +409,6 @@ def write_volume(
     with create_volume_memmap(
         path, arr.shape, voxel_size=voxel_size, origin=origin, overwrite=overwrite, dtype=dtype
     ) as out:
-        for sl in _chunks(arr.shape):
+        for sl in chunks(arr.shape):
             out[sl] = arr[sl]
     return Path(path)

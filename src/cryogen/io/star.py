@@ -250,52 +250,70 @@ def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
     if TOMO_NAME not in frame.columns:
         cols = ", ".join(map(str, frame.columns)) or "none"
         raise InputError(f"{src}: no {TOMO_NAME} column (columns: {cols})")
-    base = src.parent
-    entries: list[TomogramEntry] = []
-    for i, (_, rec) in enumerate(frame.iterrows(), start=1):
-        row = rec.to_dict()
-        name_value = row[TOMO_NAME]
-        where = f"{src}, row {i}"
+    return [
+        _StarRow(rec.to_dict(), i, f"{src}, row {i}", src.parent).entry()
+        for i, (_, rec) in enumerate(frame.iterrows(), start=1)
+    ]
+
+
+@dataclass(frozen=True)
+class _StarRow:
+    """One row of a tomogram list: its values, its number, where it is (for messages), and
+    the folder its relative paths start from."""
+
+    values: dict[str, Any]
+    row: int
+    where: str
+    base: Path
+
+    def number(self, col: str) -> float | None:
+        value: Any = self.values.get(col)
+        if _is_missing(value):
+            return None
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.where}: {col} {value!r} is not a number") from None
+        if not math.isfinite(out):
+            raise InputError(f"{self.where}: {col} {value!r} is not a finite number")
+        return out
+
+    def existing(self, col: str) -> Path | None:
+        value = self.values.get(col)
+        if _is_missing(value):
+            return None
+        p = _resolve(self.base, value)
+        if not p.is_file():
+            raise InputError(f"{self.where}: {col} {str(value)!r} does not exist ({p})")
+        return p
+
+    def optional(self, col: str) -> Path | None:
+        value = self.values.get(col)
+        return None if _is_missing(value) else _resolve(self.base, value)
+
+    def tomogram(self) -> tuple[str, Path]:
+        """The tomogram's name and file (``rlnTomoReconstructedTomogram`` when the name is
+        not a file, as in RELION-5)."""
+        name_value = self.values[TOMO_NAME]
         if _is_missing(name_value):
-            raise InputError(f"{where}: {TOMO_NAME} is empty")
+            raise InputError(f"{self.where}: {TOMO_NAME} is empty")
         name = str(name_value)
-
-        def number(col: str, row: dict[str, Any] = row, where: str = where) -> float | None:
-            value = row.get(col)
-            if _is_missing(value):
-                return None
-            try:
-                out = float(value)
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: {col} {value!r} is not a number") from None
-            if not math.isfinite(out):
-                raise InputError(f"{where}: {col} {value!r} is not a finite number")
-            return out
-
-        def existing(col: str, row: dict[str, Any] = row, where: str = where) -> Path | None:
-            value = row.get(col)
-            if _is_missing(value):
-                return None
-            p = _resolve(base, value)
-            if not p.is_file():
-                raise InputError(f"{where}: {col} {str(value)!r} does not exist ({p})")
-            return p
-
-        def optional(col: str, row: dict[str, Any] = row) -> Path | None:
-            value = row.get(col)
-            return None if _is_missing(value) else _resolve(base, value)
-
-        tomo = _resolve(base, name)
+        tomo = _resolve(self.base, name)
         if not tomo.is_file():
-            alt = optional(RECONSTRUCTED_TOMOGRAM)
+            alt = self.optional(RECONSTRUCTED_TOMOGRAM)
             if alt is not None and alt.is_file():
                 tomo = alt
             else:
-                raise InputError(f"{where}: tomogram {name!r} does not exist ({tomo})")
-        pixel = number(PIXEL_SIZE)
+                raise InputError(f"{self.where}: tomogram {name!r} does not exist ({tomo})")
+        return name, tomo
+
+    def entry(self) -> TomogramEntry:
+        where = self.where
+        name, tomo = self.tomogram()
+        pixel = self.number(PIXEL_SIZE)
         if pixel is not None and pixel <= 0:
             raise InputError(f"{where}: {PIXEL_SIZE} must be positive, got {pixel:g}")
-        tmin, tmax = number(TILT_MIN), number(TILT_MAX)
+        tmin, tmax = self.number(TILT_MIN), self.number(TILT_MAX)
         for col, t in ((TILT_MIN, tmin), (TILT_MAX, tmax)):
             if t is not None and abs(t) > 90:
                 raise InputError(f"{where}: {col} {t:g} is outside [-90, 90] degrees")
@@ -303,26 +321,23 @@ def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
             raise InputError(
                 f"{where}: {TILT_MIN} {tmin:g} must be smaller than {TILT_MAX} {tmax:g}"
             )
-        entries.append(
-            TomogramEntry(
-                name=name,
-                path=tomo,
-                row=i,
-                pixel_size=pixel,
-                tilt_min=tmin,
-                tilt_max=tmax,
-                mask=existing(MASK_NAME),
-                defocus=number(DEFOCUS),
-                voltage=number(VOLTAGE),
-                cs=number(CS),
-                amplitude_contrast=number(AMPLITUDE_CONTRAST),
-                deconv_path=optional(DECONV_TOMO_NAME),
-                corrected_path=optional(CORRECTED_TOMO_NAME),
-                half1=existing(HALF1),
-                half2=existing(HALF2),
-            )
+        return TomogramEntry(
+            name=name,
+            path=tomo,
+            row=self.row,
+            pixel_size=pixel,
+            tilt_min=tmin,
+            tilt_max=tmax,
+            mask=self.existing(MASK_NAME),
+            defocus=self.number(DEFOCUS),
+            voltage=self.number(VOLTAGE),
+            cs=self.number(CS),
+            amplitude_contrast=self.number(AMPLITUDE_CONTRAST),
+            deconv_path=self.optional(DECONV_TOMO_NAME),
+            corrected_path=self.optional(CORRECTED_TOMO_NAME),
+            half1=self.existing(HALF1),
+            half2=self.existing(HALF2),
         )
-    return entries
 
 
 # ------------------------------------------------------------------------------ paths

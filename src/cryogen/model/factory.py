@@ -53,9 +53,9 @@ def build_energy(config: EnergySettings) -> nn.Module:
 
 def generator_output(out: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """The prediction of ``g``: the tensor itself, or the mean of deep-supervision heads."""
-    if isinstance(out, (list, tuple)):
-        return torch.stack([o.float() for o in out]).mean(0)
-    return out
+    if isinstance(out, torch.Tensor):
+        return out
+    return torch.stack([o.float() for o in out]).mean(0)
 
 
 def memory_format(config: GeneratorSettings) -> torch.memory_format:

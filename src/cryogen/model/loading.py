@@ -154,7 +154,7 @@ def load_model(
         tilt_min=t0,
         tilt_max=t1,
         voxel_size=float(state.get("voxel_size", 1.0)),
-        crop_size=int(state.get("crop_size", saved.get("crop_size", 64))),
+        crop_size=int(state.get("crop_size") or saved.get("crop_size") or 64),
         step=int(state.get("step", 0)),
         path=ckpt_path,
         device=dev,

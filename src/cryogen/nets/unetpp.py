@@ -87,12 +87,14 @@ def make_norm(norm: LayerArg, channels: int, spatial_dims: int) -> nn.Module:
     if name is None:
         return nn.Identity()
     if name == "instance":
-        cls = nn.InstanceNorm3d if spatial_dims == 3 else nn.InstanceNorm2d
         kwargs.setdefault("affine", True)
-        return cls(channels, **kwargs)
+        if spatial_dims == 3:
+            return nn.InstanceNorm3d(channels, **kwargs)
+        return nn.InstanceNorm2d(channels, **kwargs)
     if name == "batch":
-        cls = nn.BatchNorm3d if spatial_dims == 3 else nn.BatchNorm2d
-        return cls(channels, **kwargs)
+        if spatial_dims == 3:
+            return nn.BatchNorm3d(channels, **kwargs)
+        return nn.BatchNorm2d(channels, **kwargs)
     if name == "group":
         groups = kwargs.pop("num_groups", None)
         if groups is None:
@@ -277,6 +279,7 @@ class UNetPlusPlus(nn.Module):
         )
         if residual:
             for head in self.heads.values():
+                assert isinstance(head, (nn.Conv3d, nn.Conv2d)) and head.bias is not None
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
 

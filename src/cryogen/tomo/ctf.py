@@ -40,6 +40,7 @@ __all__ = [
     "electron_wavelength",
     "ctf",
     "ctf_2d",
+    "radial_frequency",
     "wiener_filter",
     "wiener_filter_3d",
     "deconvolve",
@@ -113,7 +114,7 @@ def ctf(freq: torch.Tensor, params: CTFParams) -> torch.Tensor:
     return out.to(freq.dtype if freq.is_floating_point() else torch.float64)
 
 
-def _radial_frequency(
+def radial_frequency(
     shape: Sequence[int], pixel_size: float, *, rfft: bool, device: Any
 ) -> torch.Tensor:
     """``|k|`` in 1/Å on the (unshifted) FFT grid of ``shape``; half spectrum if ``rfft``."""
@@ -146,7 +147,7 @@ def ctf_2d(
     No astigmatism, no defocus gradient across a tilted image."""
     if not pixel_size > 0:
         raise ValueError(f"pixel_size must be positive (Å), got {pixel_size}")
-    k = _radial_frequency(shape, pixel_size, rfft=rfft, device=device)
+    k = radial_frequency(shape, pixel_size, rfft=rfft, device=device)
     c = ctf(k, params)
     return c if device is None else c.to(device=device, dtype=torch.float32)
 
@@ -224,7 +225,7 @@ def wiener_filter_3d(
         raise ValueError(f"shape must be (z, y, x), got {tuple(shape)}")
     if not pixel_size > 0:
         raise ValueError(f"pixel_size must be positive (Å), got {pixel_size}")
-    k = _radial_frequency(shape, pixel_size, rfft=True, device=device)
+    k = radial_frequency(shape, pixel_size, rfft=True, device=device)
     f = k / (0.5 / pixel_size)
     w = _wiener_of_fraction(
         f, pixel_size, params, snrfalloff, deconvstrength, highpassnyquist, phaseflipped
@@ -363,6 +364,46 @@ def deconvolve_chunked(
     -------
     The array ``out``.
     """
+    shape = _check_chunking(volume, out, chunk_size, overlap)
+    margin = int(round(overlap * chunk_size / 2))
+    boxes = list(_chunk_boxes(shape, chunk_size, overlap))
+    lowest = torch.tensor([2.0 / max(shape)], dtype=torch.float64)  # fraction of Nyquist
+    dc_gain = float(
+        _wiener_of_fraction(
+            lowest, pixel_size, params, snrfalloff, deconvstrength, highpassnyquist, phaseflipped
+        )[0]
+    )
+    filters: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def filter_of(shape: tuple[int, ...]) -> torch.Tensor:
+        if shape not in filters:
+            filters[shape] = wiener_filter_3d(
+                shape,
+                pixel_size,
+                params,
+                snrfalloff=snrfalloff,
+                deconvstrength=deconvstrength,
+                highpassnyquist=highpassnyquist,
+                phaseflipped=phaseflipped,
+                device=device,
+            )
+        return filters[shape]
+
+    moments_in, moments_out = _Moments(), _Moments()
+    for done, (read, write, inner) in enumerate(boxes, start=1):
+        block = torch.from_numpy(np.array(volume[read], dtype=np.float32)).to(device)
+        core = _deconvolve_chunk(block, read, write, inner, margin, filter_of, dc_gain)
+        moments_in.add(block[inner])
+        moments_out.add(core)
+        out[write] = core.cpu().numpy()
+        if progress is not None:
+            progress(done, len(boxes))
+    _match_moments(out, moments_out, moments_in)
+    return out
+
+
+def _check_chunking(volume: Any, out: Any, chunk_size: int, overlap: float) -> tuple[int, ...]:
+    """The volume's shape, or ``ValueError`` for arguments :func:`deconvolve_chunked` refuses."""
     shape = tuple(int(s) for s in volume.shape)
     if len(shape) != 3:
         raise ValueError(f"volume must be (z, y, x), got shape {shape}")
@@ -372,70 +413,66 @@ def deconvolve_chunked(
         raise ValueError(f"chunk_size must be >= 16 voxels, got {chunk_size}")
     if not 0.0 <= overlap <= 0.9:
         raise ValueError(f"overlap must be in [0, 0.9], got {overlap}")
-    margin = int(round(overlap * chunk_size / 2))
-    boxes = list(_chunk_boxes(shape, chunk_size, overlap))
-    filters: dict[tuple[int, ...], torch.Tensor] = {}
-    lowest = torch.tensor([2.0 / max(shape)], dtype=torch.float64)  # fraction of Nyquist
-    dc_gain = float(
-        _wiener_of_fraction(
-            lowest, pixel_size, params, snrfalloff, deconvstrength, highpassnyquist, phaseflipped
-        )[0]
-    )
-    n_in, s1_in, s2_in = 0, 0.0, 0.0
-    n_out, s1_out, s2_out = 0, 0.0, 0.0
-    for done, (read, write, inner) in enumerate(boxes, start=1):
-        block = torch.from_numpy(np.array(volume[read], dtype=np.float32)).to(device)
-        # reflect at the volume's faces so that every chunk has its margin
-        pads = []
-        for ax in (2, 1, 0):
-            lo = margin - (write[ax].start - read[ax].start)
-            hi = margin - (read[ax].stop - write[ax].stop)
-            lo = max(0, min(lo, block.shape[ax] - 1))
-            hi = max(0, min(hi, block.shape[ax] - 1))
-            pads += [lo, hi]
-        padded = torch.nn.functional.pad(block[None, None], pads, mode="reflect")[0, 0]
-        key = tuple(padded.shape)
-        if key not in filters:
-            filters[key] = wiener_filter_3d(
-                key,
-                pixel_size,
-                params,
-                snrfalloff=snrfalloff,
-                deconvstrength=deconvstrength,
-                highpassnyquist=highpassnyquist,
-                phaseflipped=phaseflipped,
-                device=device,
-            )
-        # the chunk's mean stands for the frequencies below the chunk's own: give it the
-        # gain of the whole volume's lowest frequency, not the chunk's (near-zero) DC gain
-        mean_p = padded.mean()
-        res = _filter(padded - mean_p, filters[key]) + mean_p * dc_gain
-        lo_z, lo_y, lo_x = pads[4], pads[2], pads[0]
-        core = res[
-            lo_z + inner[0].start : lo_z + inner[0].stop,
-            lo_y + inner[1].start : lo_y + inner[1].stop,
-            lo_x + inner[2].start : lo_x + inner[2].stop,
-        ]
-        src = block[inner].double()
-        n_in += src.numel()
-        s1_in += float(src.sum())
-        s2_in += float((src * src).sum())
-        c64 = core.double()
-        n_out += c64.numel()
-        s1_out += float(c64.sum())
-        s2_out += float((c64 * c64).sum())
-        out[write] = core.cpu().numpy()
-        if progress is not None:
-            progress(done, len(boxes))
-    mean_in = s1_in / n_in
-    std_in = math.sqrt(max(s2_in / n_in - mean_in**2, 0.0))
-    mean_out = s1_out / n_out
-    std_out = math.sqrt(max(s2_out / n_out - mean_out**2, 0.0))
+    return shape
+
+
+def _deconvolve_chunk(
+    block: torch.Tensor,
+    read: tuple[slice, ...],
+    write: tuple[slice, ...],
+    inner: tuple[slice, ...],
+    margin: int,
+    filter_of: Callable[[tuple[int, ...]], torch.Tensor],
+    dc_gain: float,
+) -> torch.Tensor:
+    """Filter one chunk read at ``read`` and return its core (``inner``, written at ``write``)."""
+    # reflect at the volume's faces so that every chunk has its margin
+    pads = []
+    for ax in (2, 1, 0):
+        lo = margin - (write[ax].start - read[ax].start)
+        hi = margin - (read[ax].stop - write[ax].stop)
+        lo = max(0, min(lo, block.shape[ax] - 1))
+        hi = max(0, min(hi, block.shape[ax] - 1))
+        pads += [lo, hi]
+    padded = torch.nn.functional.pad(block[None, None], pads, mode="reflect")[0, 0]
+    # the chunk's mean stands for the frequencies below the chunk's own: give it the
+    # gain of the whole volume's lowest frequency, not the chunk's (near-zero) DC gain
+    mean_p = padded.mean()
+    res = _filter(padded - mean_p, filter_of(tuple(padded.shape))) + mean_p * dc_gain
+    lo_z, lo_y, lo_x = pads[4], pads[2], pads[0]
+    return res[
+        lo_z + inner[0].start : lo_z + inner[0].stop,
+        lo_y + inner[1].start : lo_y + inner[1].stop,
+        lo_x + inner[2].start : lo_x + inner[2].stop,
+    ]
+
+
+class _Moments:
+    """Running count, sum and sum of squares of tensors (float64), for mean and std."""
+
+    def __init__(self) -> None:
+        self.n, self.s1, self.s2 = 0, 0.0, 0.0
+
+    def add(self, t: torch.Tensor) -> None:
+        t64 = t.double()
+        self.n += t64.numel()
+        self.s1 += float(t64.sum())
+        self.s2 += float((t64 * t64).sum())
+
+    def mean_std(self) -> tuple[float, float]:
+        mean = self.s1 / self.n
+        return mean, math.sqrt(max(self.s2 / self.n - mean**2, 0.0))
+
+
+def _match_moments(out: Any, have: _Moments, want: _Moments) -> None:
+    """Bring ``out`` (moments ``have``) to the mean and std of ``want``, in slabs."""
+    mean_in, std_in = want.mean_std()
+    mean_out, std_out = have.mean_std()
     scale = std_in / std_out if std_out > 0 else 1.0
+    shape = tuple(int(s) for s in out.shape)
     step = max(1, (1 << 22) // max(1, shape[1] * shape[2]))
     for z0 in range(0, shape[0], step):
         sl = slice(z0, min(shape[0], z0 + step))
         out[sl] = ((np.asarray(out[sl], dtype=np.float64) - mean_out) * scale + mean_in).astype(
             out.dtype
         )
-    return out

@@ -27,6 +27,8 @@ from cryogen.tomo.ctf import CTFParams, ctf_2d
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DOSE_MODEL_CONTRAST",
+    "check_angles",
+    "grid_coordinate",
     "project",
     "simulate_tilt_series",
     "tilt_angles",
@@ -65,7 +67,9 @@ def tilt_angles(tilt_min: float, tilt_max: float, tilt_step: float) -> np.ndarra
     return angles
 
 
-def _as_angles(angles: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndarray:
+def check_angles(angles: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndarray:
+    """Tilt angles as a flat float64 array (degrees), or ``ValueError`` unless finite and
+    within ``[-90, 90]``."""
     a = np.asarray(
         angles.detach().cpu().numpy() if isinstance(angles, torch.Tensor) else angles,
         dtype=np.float64,
@@ -77,7 +81,7 @@ def _as_angles(angles: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndarra
     return a
 
 
-def _normalise(index: torch.Tensor, n: int) -> torch.Tensor:
+def grid_coordinate(index: torch.Tensor, n: int) -> torch.Tensor:
     """Index coordinate -> grid_sample coordinate (``align_corners=True``)."""
     return index * (2.0 / (n - 1)) - 1.0
 
@@ -118,7 +122,7 @@ def project(
     nz, ny, nx = (int(s) for s in volume.shape[-3:])
     if nz < 2 or nx < 2:
         raise ValueError(f"volume needs z, x >= 2 to be projected, got shape {tuple(volume.shape)}")
-    a = _as_angles(angles)
+    a = check_angles(angles)
     w = nx if width is None else int(width)
     if w < 1:
         raise ValueError(f"width must be positive, got {width}")
@@ -140,7 +144,7 @@ def project(
         c, sn = math.cos(t), math.sin(t)
         x = u[None, :] * c + s[:, None] * sn + cx  # (ns, w) voxel index along x
         z = -u[None, :] * sn + s[:, None] * c + cz  # (ns, w) voxel index along z
-        grid = torch.stack((_normalise(x, nx), _normalise(z, nz)), dim=-1)[None]
+        grid = torch.stack((grid_coordinate(x, nx), grid_coordinate(z, nz)), dim=-1)[None]
         grid = grid.to(device=dev, dtype=dtype)
         for c0 in range(0, channels, rows):
             c1 = min(channels, c0 + rows)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cryogen.tomo.project import DEFAULT_CHUNK_BYTES, _as_angles, _normalise
+from cryogen.tomo.project import DEFAULT_CHUNK_BYTES, check_angles, grid_coordinate
 
 __all__ = [
     "ramp_filter",
@@ -77,7 +77,7 @@ def tilt_weights(angles: Sequence[float] | np.ndarray) -> np.ndarray:
     np.ndarray
         ``(n_tilts,)`` float64, in the order of ``angles``.
     """
-    a = np.deg2rad(_as_angles(angles))
+    a = np.deg2rad(check_angles(angles))
     if a.size == 1:
         return np.array([math.pi])
     order = np.argsort(a, kind="stable")
@@ -126,7 +126,7 @@ def _backproject_rows(
     for i in range(n_tilts):
         c, s = math.cos(angles_rad[i]), math.sin(angles_rad[i])
         u = x[None, :] * c - z[:, None] * s + (w // 2)  # (nz, nx) image index
-        gu = _normalise(u, w)
+        gu = grid_coordinate(u, w)
         grid = torch.stack((gu, zeros), dim=-1)[None].to(device=dev, dtype=dtype)  # (1, nz, nx, 2)
         smear = F.grid_sample(
             weighted[i][None, :, None, :],  # (1, rows, 1, w)
@@ -166,7 +166,7 @@ def backproject(
     """
     if images.ndim != 3:
         raise ValueError(f"images must be (n_tilts, y, w), got shape {tuple(images.shape)}")
-    a = _as_angles(angles)
+    a = check_angles(angles)
     if len(a) != images.shape[0]:
         raise ValueError(f"{len(a)} angles for {images.shape[0]} images")
     nx = images.shape[-1] if width is None else int(width)
@@ -225,7 +225,7 @@ def iter_wbp_chunks(
             f"tilt series must be (n_tilts, y, w), got shape {tuple(tilt_series.shape)}"
         )
     n_tilts, ny, w = (int(s) for s in tilt_series.shape)
-    a = _as_angles(angles)
+    a = check_angles(angles)
     if len(a) != n_tilts:
         raise ValueError(f"{len(a)} tilt angles for a tilt series of {n_tilts} images")
     if w < 2:

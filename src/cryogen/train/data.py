@@ -38,9 +38,9 @@ def _coverage_message(
     return (
         f"{name}: found only {found} of the {wanted} subtomograms of {size}^3 voxels asked for "
         f"with mask coverage >= {threshold:.0%} (the mask covers {fraction:.1%} of the volume); "
-        f"lower the coverage threshold (--set mask_threshold={threshold / 2:.2g}), ask for "
-        "fewer or smaller subtomograms (--set n_subtomos=..., --set subtomo_size=...), or make "
-        "a larger mask (cryogen make-mask with higher --density-percentage/--std-percentage)"
+        f"lower mask_threshold (to {threshold / 2:.2g}, say), ask for fewer or smaller "
+        "subtomograms (n_subtomos, subtomo_size), or make a larger mask (make_mask with a "
+        "higher density_percentage or std_percentage)"
     )
 
 
@@ -146,7 +146,7 @@ class SubtomoDataset:
             if min(shp) < crop_size:
                 raise InputError(
                     f"volume {i}: shape {shp} is smaller than the training crop {crop_size}^3; "
-                    "use a smaller crop size"
+                    "use a smaller crop_size"
                 )
             if masks is not None and masks[i] is not None:
                 mshape = tuple(int(s) for s in masks[i].shape)  # type: ignore[union-attr]

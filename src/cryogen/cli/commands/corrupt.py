@@ -1,0 +1,71 @@
+"""``cryogen corrupt``: remove the missing wedge of a tilt range from a volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cryogen.cli.options import (
+    BeamAxis,
+    NoiseSeed,
+    Overwrite,
+    PixelSize,
+    TiltMax,
+    TiltMin,
+    check_beam_axis,
+    output_option,
+)
+
+__all__ = ["corrupt"]
+
+console = Console()
+
+
+# ------------------------------------------------------------------------------ options
+Input = Annotated[Path, typer.Argument(help="Clean volume (MRC).")]
+Output = Annotated[Path, output_option("Output MRC file.")]
+Snr = Annotated[
+    float | None,
+    typer.Option(
+        "--snr",
+        min=1e-6,
+        help="Add Gaussian noise inside the measured region so that signal variance over "
+        "noise variance equals this value in the output (default: no noise).",
+    ),
+]
+SoftEdge = Annotated[
+    float, typer.Option("--soft-edge", min=0.0, help="Soft wedge edge width, Fourier pixels.")
+]
+
+
+# ------------------------------------------------------------------------------ command
+def corrupt(
+    input: Input,
+    output: Output,
+    tilt_min: TiltMin = -60.0,
+    tilt_max: TiltMax = 60.0,
+    snr: Snr = None,
+    soft_edge: SoftEdge = 0.0,
+    seed: NoiseSeed = 0,
+    beam_axis: BeamAxis = "z",
+    pixel_size: PixelSize = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Remove the missing wedge of a tilt range from a volume (T_M), optionally add noise."""
+    import torch
+
+    from cryogen.corrupt import corrupt as corrupt_volume
+    from cryogen.io import check_output_path, read_volume, write_volume
+
+    check_output_path(output, overwrite)
+    vol = read_volume(input, beam_axis=check_beam_axis(beam_axis), pixel_size=pixel_size)
+    x = torch.from_numpy(vol.load()).to(torch.float32)
+    y = corrupt_volume(x, tilt_min, tilt_max, snr=snr, seed=seed, soft_edge=soft_edge)
+    write_volume(
+        output, y.numpy(), voxel_size=vol.voxel_size, origin=vol.origin, overwrite=overwrite
+    )
+    extra = f", SNR {snr:g}" if snr is not None else ""
+    console.print(f"wrote {output}  wedge [{tilt_min:g}, {tilt_max:g}] deg{extra}")

@@ -1,0 +1,129 @@
+"""Refilled targets: each subtomogram ``y_i`` with its missing wedge filled by the
+generator, ``x_i = T_M y_i + (1 - T_M) g'(y_i)`` (IsoNet's refill).
+
+The IsoNet-style method trains on crops of them, and CryoGEN's ``refilled`` consistency
+target is a crop of them.  ``g'`` is the generator at the time of the refill: all
+subtomograms are refilled at the start of each of the ``rounds`` rounds (IsoNet), or with
+``refill_every`` one of them every that many steps, in turn (a rolling refill; the round
+index then only sets the noise).  Whole subtomograms avoid the wrap-around of ``T_M`` on
+small crops, for one forward pass per subtomogram and refill.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from cryogen.rotations import rotation_mean
+from cryogen.train.config import TrainConfig
+from cryogen.train.data import SubtomoDataset
+from cryogen.train.networks import Networks
+from cryogen.wedge import wedge_operator, wedge_symmetries
+
+__all__ = ["Refill"]
+
+
+class Refill:
+    """The refilled subtomograms of a run and their schedule.
+
+    Parameters
+    ----------
+    config, data, networks
+        The run's settings, subtomograms and generator.
+    wedge
+        The mask of ``T_M`` at the subtomograms' size.
+
+    Attributes
+    ----------
+    filled : torch.Tensor or None
+        ``(N, S, S, S)`` refilled subtomograms; ``None`` before the first step.
+    round : int
+        The current round (-1 before the first step).
+    next : int
+        The subtomogram the rolling refill refreshes next.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: SubtomoDataset,
+        networks: Networks,
+        wedge: torch.Tensor,
+    ) -> None:
+        self.cfg = config
+        self.data = data
+        self.networks = networks
+        self.wedge = wedge
+        self.filled: torch.Tensor | None = None
+        self.round = -1
+        self.next = 0
+
+    def update(self, step: int, progress: float) -> None:
+        """Keep the targets current before step ``step + 1`` at ``progress``: all of them
+        when a new round starts, or (rolling) one every ``refill_every`` steps."""
+        cfg = self.cfg
+        if self.filled is None:
+            self.filled = self.data.subtomos.clone()  # g' = identity before training
+            self.next = 0
+            self.round = 0
+        rnd = cfg.round_at(progress)
+        if cfg.refill_every is None:
+            if rnd > self.round:
+                self.refill_all()
+        elif step > 0 and step % cfg.refill_every == 0:
+            self.refill_one(self.next)
+            self.next = (self.next + 1) % len(self.data)
+        self.round = max(self.round, rnd)
+
+    def refill_all(self) -> None:
+        """Refill every subtomogram (the start of a round)."""
+        for i in range(len(self.data)):
+            self.refill_one(i)
+
+    @torch.no_grad()
+    def refill_one(self, i: int) -> None:
+        """``x_i = T_M y_i + (1 - T_M) g(y_i)`` for subtomogram ``i``; with ``refill_tta``
+        ``g(y_i)`` is the mean of ``R^-1 g(R y_i)`` over the rotations that keep the wedge
+        (the subtomograms are cubes)."""
+        assert self.filled is not None
+        g = self.networks.g
+        was_training = g.training
+        g.eval()
+        y = self.data.subtomos[i][None, None]
+        cfg = self.cfg
+        rots = wedge_symmetries(cfg.tilt_min, cfg.tilt_max) if cfg.refill_tta else (0,)
+        gy = rotation_mean(self._estimate, y, rots)
+        self.filled[i] = (wedge_operator(y - gy, self.wedge) + gy)[0, 0]
+        g.train(was_training)
+
+    def _estimate(self, v: torch.Tensor) -> torch.Tensor:
+        """``g(v)`` of a subtomogram ``(1, 1, S, S, S)``: tiled at the crop size when it is
+        more than twice the crops g trains on."""
+        crop = self.data.crop_size
+        if self.data.size > 2 * crop:
+            from cryogen.tiling import sliding_window_inference
+
+            return sliding_window_inference(
+                v, self.networks.generator, roi_size=crop, overlap=crop // 4
+            )
+        return self.networks.generator(v)
+
+    def crops(self, index: list[int], offsets: list[tuple[int, int, int]]) -> torch.Tensor:
+        """Crops ``(B, 1, C, C, C)`` of the refilled subtomograms."""
+        assert self.filled is not None
+        return self.data.crop(self.filled, index, offsets)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``isonet`` entry."""
+        return {
+            "round": self.round,
+            "next": self.next,
+            "filled": None if self.filled is None else self.filled.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = int(state.get("round", -1))
+        self.next = int(state.get("next", 0))
+        filled = state.get("filled")
+        self.filled = None if filled is None else filled.to(self.networks.device)
