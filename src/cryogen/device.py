@@ -11,7 +11,14 @@ import torch
 
 from cryogen.errors import InputError
 
-__all__ = ["pick_device", "setup_threads", "resolve_amp", "autocast", "cpu_has_fast_bf16"]
+__all__ = [
+    "autocast",
+    "cpu_halves",
+    "cpu_has_fast_bf16",
+    "pick_device",
+    "resolve_amp",
+    "setup_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -136,3 +143,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def cpu_halves() -> tuple[list[int], list[int]] | None:
+    """This process's CPUs split in two halves (``None`` where affinity is not available or
+    fewer than two CPUs are allowed)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return cpus[:half], cpus[half:]

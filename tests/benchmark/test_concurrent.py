@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import cryogen.benchmark.concurrent as concurrent
 import cryogen.benchmark.run as bench_run
+from cryogen import device
 from cryogen.benchmark import (
     METHODS,
     BenchmarkSettings,
@@ -75,7 +75,7 @@ def test_concurrent_through_the_cli_equals_one_after_the_other(tmp_path):
     lines = [line.removeprefix("> ") for line in r.output.splitlines()]
     assert any(line.startswith("training IsoNet-style") for line in lines)
     assert any(line.startswith("training CryoGEN") for line in lines)
-    halves = concurrent.cpu_halves()
+    halves = device.cpu_halves()
     if halves is not None:  # odd seeds swap the halves
         assert "on CPUs" in r.output
         assert con["training"]["isonet"]["cpus"] == halves[1]
@@ -146,14 +146,14 @@ def test_the_default_trains_at_the_same_time_on_a_cpu_with_two_cpus(monkeypatch)
     import cryogen.device
 
     halves = ([0], [1])
-    monkeypatch.setattr(concurrent, "cpu_halves", lambda: halves)
+    monkeypatch.setattr(device, "cpu_halves", lambda: halves)
     assert _settings().resolved().concurrent is True
     assert _settings(device="cpu").resolved().concurrent is True
     for given in (True, False):  # what is given is kept
         assert _settings(concurrent=given).resolved().concurrent is given
-    monkeypatch.setattr(concurrent, "cpu_halves", lambda: None)  # one CPU
+    monkeypatch.setattr(device, "cpu_halves", lambda: None)  # one CPU
     assert _settings().resolved().concurrent is False
-    monkeypatch.setattr(concurrent, "cpu_halves", lambda: halves)
+    monkeypatch.setattr(device, "cpu_halves", lambda: halves)
     monkeypatch.setattr(cryogen.device, "pick_device", lambda name: torch.device("cuda"))
     assert _settings().resolved().concurrent is False  # one GPU: one after the other
     assert _settings(concurrent=True).resolved().concurrent is True

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-import cryogen.benchmark.concurrent as concurrent
 import cryogen.benchmark.repeats as repeats
+from cryogen import device
 from cryogen.benchmark import (
     METHODS,
     BenchmarkResults,
@@ -247,7 +247,7 @@ def test_a_crash_keeps_the_finished_seeds(tmp_path, monkeypatch):
 
 
 def test_repeats_decide_once_and_resume_as_the_finished_seeds_ran(tmp_path, monkeypatch):
-    monkeypatch.setattr(concurrent, "cpu_halves", lambda: ([0], [1]))
+    monkeypatch.setattr(device, "cpu_halves", lambda: ([0], [1]))
     calls: list[tuple[int, bool]] = []
     _fake_runs(monkeypatch, calls)
     s = BenchmarkSettings("sphere", steps=2, size=32)

@@ -27,6 +27,7 @@ from cryogen.benchmark.cases import (
     paper_table1,
 )
 from cryogen.benchmark.demo import DEMO_METRICS, DemoResults, run_demo
+from cryogen.benchmark.job import MethodJob, MethodOutcome, predict_volumes
 from cryogen.benchmark.repeats import repeat_targets, run_benchmark_repeats, summarise_repeats
 from cryogen.benchmark.report import (
     format_metric,
@@ -54,7 +55,7 @@ from cryogen.benchmark.results import (
     TtqSummary,
     VolumeScore,
 )
-from cryogen.benchmark.run import MethodJob, MethodOutcome, predict_volumes, run_benchmark
+from cryogen.benchmark.run import run_benchmark
 from cryogen.benchmark.scoring import (
     STABLE_AFTER_MINUTES,
     STABLE_DROP_DB,

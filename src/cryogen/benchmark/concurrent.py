@@ -17,30 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cryogen import device
 from cryogen.benchmark.settings import METHOD_LABELS, METHODS
 from cryogen.errors import OutputError
 
 if TYPE_CHECKING:
-    from cryogen.benchmark.run import MethodJob, MethodOutcome, Say
+    from cryogen.benchmark.job import MethodJob, MethodOutcome, Say
 
-__all__ = ["cpu_halves", "method_worker", "run_methods_concurrently"]
+__all__ = ["method_worker", "run_methods_concurrently"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a finished child may take to hand over its last message.
 _LAST_MESSAGE_S = 5.0
-
-
-def cpu_halves() -> tuple[list[int], list[int]] | None:
-    """This process's CPUs split in two halves (``None`` where affinity is not available or
-    fewer than two CPUs are allowed)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    half = len(cpus) // 2
-    return cpus[:half], cpus[half:]
 
 
 def method_worker(
@@ -88,7 +77,7 @@ def method_worker(
 
 def _assign_cpus(seed: int, tell: Say) -> dict[str, list[int] | None]:
     """The CPUs of each method: one half each (swapped on odd seeds), or all shared."""
-    halves = cpu_halves()
+    halves = device.cpu_halves()
     if halves is None:
         tell(
             "only one CPU available: the two methods share it (--concurrent)"

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from cryogen.benchmark.cases import build_case
+from cryogen.benchmark.job import Say, predict_volumes, teller
 from cryogen.benchmark.results import Scores, make_output_dir, refuse_held, save_volume
-from cryogen.benchmark.run import Say, predict_volumes, teller
 from cryogen.benchmark.scoring import score_volumes
 from cryogen.benchmark.settings import BenchmarkSettings, train_config
 from cryogen.io import write_json

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from cryogen.benchmark.cases import CASES
+from cryogen.benchmark.job import Say, teller
 from cryogen.benchmark.report import render_repeats_markdown, repeats_figure
 from cryogen.benchmark.results import (
     RESULTS_FILE,
@@ -54,7 +55,7 @@ from cryogen.benchmark.results import (
     read_results,
     refuse_held,
 )
-from cryogen.benchmark.run import Say, run_benchmark, teller
+from cryogen.benchmark.run import run_benchmark
 from cryogen.benchmark.scoring import (
     COMPARED_METRICS,
     STABLE_DROP_DB,

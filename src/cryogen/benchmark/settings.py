@@ -70,11 +70,11 @@ class BenchmarkSettings:
         trainings on one GPU or on one CPU would only slow each other down)."""
         if self.concurrent is not None:
             return self
-        from cryogen.benchmark.concurrent import cpu_halves
+        from cryogen import device
         from cryogen.device import pick_device
 
         on_cpu = pick_device(self.device).type == "cpu"
-        return replace(self, concurrent=on_cpu and cpu_halves() is not None)
+        return replace(self, concurrent=on_cpu and device.cpu_halves() is not None)
 
     @property
     def paper_protocol(self) -> bool:

@@ -1,0 +1,166 @@
+"""One method's work in a benchmark run: train it, score its checkpoints, predict, and
+report each stage; the same job runs in this process or in a worker of its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cryogen.benchmark.results import (
+    CurvePoint,
+    Scores,
+    TrainingRecord,
+)
+from cryogen.benchmark.scoring import score_volumes
+from cryogen.benchmark.settings import METHOD_LABELS, BenchmarkSettings
+
+__all__ = ["MethodJob", "MethodOutcome", "OnStage", "Say", "predict_volumes", "teller"]
+
+logger = logging.getLogger(__name__)
+
+#: Receives one line per stage of a run (the command line prints them).
+Say = Callable[[str], None]
+
+#: ``on_stage(kind, value)``: a method's ``"training"`` (a :class:`TrainingRecord`) or its
+#: ``"curves"`` (a list of :class:`CurvePoint`) is done.
+OnStage = Callable[[str, Any], None]
+
+
+def teller(say: Say | None, *, log: bool = True) -> Say:
+    """A function that logs a line (with ``log``) and passes it to ``say``."""
+
+    def tell(msg: str) -> None:
+        if log:
+            logger.info(msg)
+        if say is not None:
+            say(msg)
+
+    return tell
+
+
+def predict_volumes(
+    model: Any, volumes: Sequence[np.ndarray | torch.Tensor], *, tta: bool = False
+) -> list[np.ndarray]:
+    """Predict every volume with :func:`cryogen.predict.predict_volume` in tiles of the
+    training crop, as ``cryogen predict`` (overlap ``min(16, tile // 4)``; ``tta`` as its
+    ``--tta``)."""
+    from cryogen.predict import PredictOptions, predict_volume
+
+    roi = int(model.crop_size)
+    options = PredictOptions(tile=roi, overlap=min(16, roi // 4), tta=tta)
+    return [predict_volume(model, v, options) for v in volumes]
+
+
+@dataclass
+class MethodOutcome:
+    """A trained method's scores (every metric) and its prediction of the first volume."""
+
+    score: Scores
+    first_pred: np.ndarray
+
+
+@dataclass
+class MethodJob:
+    """Train one method on a case, score its checkpoints and its final prediction.
+
+    Picklable, so that :func:`cryogen.benchmark.concurrent.run_methods_concurrently` can hand
+    it to a child process.  ``start`` is the first point of every curve: the corrupted input,
+    which the untrained generator returns.
+    """
+
+    settings: BenchmarkSettings
+    corrupted: list[np.ndarray]
+    truth: list[np.ndarray]
+    voxel_size: float
+    out: Path
+    start: CurvePoint
+
+    def run(
+        self,
+        method: str,
+        cfg: Any,
+        *,
+        progress: bool,
+        tell: Say,
+        on_stage: OnStage,
+        callback: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> MethodOutcome | None:
+        """Train, score every checkpoint (the PSNR-time curve), score the last with every
+        metric.  ``on_stage`` reports the training and the curve as they finish.  Returns
+        None when the training was interrupted (its checkpoint is in the run folder)."""
+        from cryogen.model import load_model
+        from cryogen.train import train
+
+        label = METHOD_LABELS[method]
+        run_dir = self.out / "runs" / method
+        budget = f"{cfg.steps} steps" if cfg.steps is not None else f"{cfg.minutes:g} min"
+        tell(f"training {label} ({budget}) in {run_dir}")
+        res = train(
+            cfg,
+            self.corrupted,
+            run_dir,
+            voxel_size=self.voxel_size,
+            overwrite=True,
+            progress=progress,
+            callback=callback,
+        )
+        minutes = res.elapsed_s / 60.0
+        config = cfg.model_dump(mode="json")
+        run_rel = str(Path("runs") / method)
+        on_stage("training", TrainingRecord(res.step, minutes, res.interrupted, run_rel, config))
+        if res.interrupted:
+            return None
+        from cryogen.model import SNAPSHOT_DIR
+
+        snaps = sorted((run_dir / SNAPSHOT_DIR).glob("step_*.pt"))
+        tell(f"{label}: {res.step} steps in {minutes:.2f} min; scoring {len(snaps)} checkpoints")
+        curve, final = self._curve(method, snaps, cfg.device, tell)
+        on_stage("curves", curve)
+        if final is None:  # no snapshot (training saves one at the end)
+            model = load_model(run_dir, cfg.device)
+            final = model, predict_volumes(model, self.corrupted, tta=self.settings.tta)
+        tell(f"scoring {label} with every metric")
+        score = self._score(final[1])
+        score.checkpoint = str(Path(final[0].path).relative_to(self.out))
+        return MethodOutcome(score, final[1][0])
+
+    def _score(self, preds: list[np.ndarray], full: bool = True) -> Scores:
+        s = self.settings
+        return score_volumes(
+            preds,
+            self.truth,
+            tilt_min=s.tilt_min,
+            tilt_max=s.tilt_max,
+            voxel_size=self.voxel_size,
+            full=full,
+        )
+
+    def _curve(
+        self, method: str, snaps: list[Path], device: str, tell: Say
+    ) -> tuple[list[CurvePoint], tuple[Any, list[np.ndarray]] | None]:
+        """Scale-fitted PSNR and global SSIM of every snapshot of a run; the last snapshot's
+        model and predictions."""
+        from cryogen.model import load_checkpoint, load_model
+
+        curve = [self.start]
+        final = None
+        for snap in snaps:
+            model = load_model(snap, device)
+            state = load_checkpoint(snap)
+            step, minutes = int(state["step"]), float(state["elapsed_s"]) / 60.0
+            preds = predict_volumes(model, self.corrupted, tta=self.settings.tta)
+            sc = self._score(preds, full=False)
+            psnr, ssim = sc.get("psnr"), sc.get("ssim_global")
+            curve.append(CurvePoint(minutes, psnr, ssim, step))
+            tell(
+                f"  {METHOD_LABELS[method]} step {step} ({minutes:.2f} min): PSNR {psnr:.2f} dB, "
+                f"SSIM {ssim:.4f}"
+            )
+            final = model, preds
+        return curve, final
