@@ -13,6 +13,7 @@ from cryogen.cli.options import (
     PhantomName,
     output_option,
 )
+from cryogen.phantoms import PHANTOMS
 
 __all__ = ["phantom"]
 
@@ -22,22 +23,17 @@ console = Console()
 # ------------------------------------------------------------------------------ options
 Name = Annotated[PhantomName, typer.Argument(help="Which phantom to build.")]
 Output = Annotated[Path, output_option("Output MRC file.")]
+_SIZES = ", ".join(
+    f"{p.name} {p.size if p.size is not None else 'fits the object'}" for p in PHANTOMS.values()
+)
+_PIXELS = ", ".join(f"{p.name} {p.pixel_size:g}" for p in PHANTOMS.values())
 Size = Annotated[
     int | None,
-    typer.Option(
-        "--size",
-        min=8,
-        help="Edge length in voxels (default: sphere 140, prism 96, ribosome: fits the "
-        "molecule, crowded 128).",
-    ),
+    typer.Option("--size", min=8, help=f"Edge length in voxels (default: {_SIZES})."),
 ]
 PhantomPixelSize = Annotated[
     float | None,
-    typer.Option(
-        "--pixel-size",
-        min=0.1,
-        help="Voxel size in Å (default: 1.0 for sphere and prism, 10.0 for ribosome and crowded).",
-    ),
+    typer.Option("--pixel-size", min=0.1, help=f"Voxel size in Å (default: {_PIXELS})."),
 ]
 PhantomSeed = Annotated[
     int, typer.Option("--seed", help="Random seed (prism orientation, crowded scene).")
