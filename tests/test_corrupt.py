@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cryogen.corrupt import WEDGES, check_tilt_range, corrupt, measured_noise
+from cryogen.corrupt import WEDGES, check_tilt_range, corrupt, corrupt_halves, measured_noise
 from cryogen.errors import InputError
 from cryogen.phantoms import sphere
 from cryogen.wedge import missing_wedge_mask, wedge_operator
@@ -96,3 +96,43 @@ def test_tilt_series_corruption_keeps_the_shape_and_the_object():
     assert float(a @ b / (a.norm() * b.norm())) > 0.5
     noisy = corrupt(x, -60.0, 60.0, wedge="tilt-series", tilt_step=6.0, snr=1.0, seed=1)
     assert not torch.allclose(noisy, y)
+
+
+# ------------------------------------------------------------------------------ half-sets
+def test_halves_carry_independent_noise_of_twice_the_variance():
+    """Each half is the wedged volume plus its own noise of variance ``2 var(T_M x) / snr``
+    (only in the measured region); the two noises are uncorrelated; their mean has SNR
+    ``snr``."""
+    x = sphere(32, 20, 4)
+    snr = 0.5
+    a, b = corrupt_halves(x, -60.0, 60.0, snr=snr, seed=7)
+    mask = missing_wedge_mask(x.shape, -60.0, 60.0)
+    clean_wedged = wedge_operator(x, mask)
+    na, nb = a - clean_wedged, b - clean_wedged
+    signal = float(clean_wedged.var())
+    for n in (na, nb):
+        assert float(n.var()) == pytest.approx(2 * signal / snr, rel=1e-3)
+        torch.testing.assert_close(wedge_operator(n, mask), n, atol=1e-5, rtol=0)
+    corr = float((na.flatten() @ nb.flatten()) / (na.norm() * nb.norm()))
+    assert abs(corr) < 0.02  # independent draws (the measured region holds ~70 % of 32^3)
+    mean_noise = 0.5 * (na + nb)
+    assert signal / float(mean_noise.var()) == pytest.approx(snr, rel=0.05)
+    again = corrupt_halves(x, -60.0, 60.0, snr=snr, seed=7)
+    assert all(torch.equal(p, q) for p, q in zip((a, b), again, strict=True))
+
+
+def test_halves_need_noise():
+    with pytest.raises(InputError, match="half-sets need noise"):
+        corrupt_halves(clean(), -60.0, 60.0)
+
+
+def test_tilt_series_halves_share_the_specimen_not_the_noise():
+    x = sphere(16, 10, 3)
+    kw = dict(wedge="tilt-series", tilt_step=6.0, seed=2)
+    even, odd = corrupt_halves(x, -60.0, 60.0, dose=1e5, **kw)  # a high dose: mostly signal
+    assert even.shape == x.shape and not torch.allclose(even, odd)
+    a, b = (even - even.mean()).flatten(), (odd - odd.mean()).flatten()
+    assert float(a @ b / (a.norm() * b.norm())) > 0.8  # the same object in both
+    noise = [h - corrupt(x, -60.0, 60.0, wedge="tilt-series", tilt_step=6.0) for h in (even, odd)]
+    na, nb = (n.flatten() - n.mean() for n in noise)
+    assert abs(float(na @ nb / (na.norm() * nb.norm()))) < 0.1  # their own noise each

@@ -24,7 +24,13 @@ Adding a case is one entry here plus its builder.
 
 Corruption is :func:`cryogen.corrupt.corrupt` (the Fourier wedge ``T_M``, or a simulated
 tilt series reconstructed by weighted back-projection, with optional noise); volume ``i``
-draws its noise from ``seed + i``.
+draws its noise from ``seed + i``.  With ``halves`` the case has two half-sets per volume
+(:func:`cryogen.corrupt.corrupt_halves`: independent noise, the even- and odd-frame series
+for a tilt series with a dose), the methods train on them (Noise2Noise), and the
+corrupted volume, what a method predicts, is their mean.
+
+Reference rows (:data:`REFERENCES`) need no training: the corrupted input, and on noisy
+cases the best Gaussian blur of it (its width chosen with the truth).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cryogen.corrupt import WEDGES, check_tilt_range, corrupt
+from cryogen.corrupt import WEDGES, check_tilt_range, corrupt, corrupt_halves
 from cryogen.errors import InputError
 
 __all__ = [
@@ -109,6 +115,11 @@ class BenchmarkCase:
         volume); overrides replace them.
     description : str
         One line for the report.
+    halves : list of (torch.Tensor, torch.Tensor) or None
+        The two half-sets of every volume (their mean is ``corrupted``), for half-set
+        (Noise2Noise) training.
+    noisy : bool
+        The corruption has noise (the noise-aware reference rows apply).
     """
 
     name: str
@@ -117,6 +128,8 @@ class BenchmarkCase:
     voxel_size: float
     train_settings: dict[str, Any]
     description: str
+    halves: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    noisy: bool = False
 
 
 # ------------------------------------------------------------------------------ layouts
@@ -251,19 +264,38 @@ class Reference:
         The key in the results.
     label : str
         The row label in the reports.
-    volumes : callable
-        ``volumes(case) -> one volume per clean volume of the case``.
+    make : callable
+        ``make(case) -> (one volume per clean volume of the case, values recorded with the
+        row's scores)``.
+    noisy_only : bool
+        The row is made for noisy cases only.
     """
 
     name: str
     label: str
-    volumes: Callable[[BenchmarkCase], list[torch.Tensor]]
+    make: Callable[[BenchmarkCase], tuple[list[torch.Tensor], dict[str, Any]]]
+    noisy_only: bool = False
+
+    def applies(self, case: BenchmarkCase) -> bool:
+        """Whether this row belongs to ``case``'s table."""
+        return case.noisy or not self.noisy_only
+
+
+def _best_blur(case: BenchmarkCase) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    from cryogen.benchmark.baselines import best_gaussian_blur
+
+    sigma, blurred = best_gaussian_blur(case.corrupted, case.truth)
+    return blurred, {"blur_sigma": sigma}
 
 
 #: The reference rows of every benchmark, in table order, before the methods.  Adding one
 #: (a filter of the input, say) is one entry here.
 REFERENCES: dict[str, Reference] = {
-    r.name: r for r in (Reference("corrupted", "corrupted", lambda case: case.corrupted),)
+    r.name: r
+    for r in (
+        Reference("corrupted", "corrupted", lambda case: (case.corrupted, {})),
+        Reference("blur", "best Gaussian blur", _best_blur, True),
+    )
 }
 
 
@@ -307,6 +339,9 @@ def build_case(
     snr: float | None = None,
     wedge: str = "fourier",
     tilt_step: float = 3.0,
+    halves: bool = False,
+    dose: float | None = None,
+    defocus_um: float | None = None,
 ) -> BenchmarkCase:
     """Build a benchmark case: clean volumes, corrupted copies, training settings.
 
@@ -322,6 +357,15 @@ def build_case(
         ``seed + i``).
     tilt_min, tilt_max, snr, wedge, tilt_step
         The corruption, as :func:`cryogen.corrupt.corrupt`.
+    halves
+        Two half-sets per volume (:func:`cryogen.corrupt.corrupt_halves`); the corrupted
+        volume is their mean.
+    dose
+        Electron dose of a simulated tilt series, e/Å² (``wedge="tilt-series"``; shot
+        noise, split between the even and the odd frames with ``halves``).
+    defocus_um
+        Defocus of a simulated tilt series' CTF, µm underfocus (``wedge="tilt-series"``;
+        300 kV, Cs 2.7 mm, amplitude contrast 0.07).
 
     Returns
     -------
@@ -330,24 +374,38 @@ def build_case(
     Raises
     ------
     InputError
-        Unknown case or wedge, size < 16, bad tilt range or SNR.
+        Unknown case or wedge, size < 16, bad tilt range or SNR, half-sets without noise.
     """
     case = check_case(name, size, wedge)
     check_tilt_range(tilt_min, tilt_max)
     n = case.default_size if size is None else int(size)
     layout = case.layout(n)
     truth, voxel = case.volumes(n, seed)
-    corrupted = [
-        corrupt(
-            t,
-            tilt_min,
-            tilt_max,
-            snr=snr,
-            seed=seed + i,
-            wedge=wedge,
-            tilt_step=tilt_step,
-            voxel_size=voxel,
-        )
-        for i, t in enumerate(truth)
-    ]
-    return BenchmarkCase(name, truth, corrupted, voxel, layout, case.describe(n, voxel, layout))
+    kw: dict[str, Any] = dict(snr=snr, wedge=wedge, tilt_step=tilt_step, voxel_size=voxel)
+    pairs = None
+    if halves:
+        ctf = _ctf(defocus_um)
+        pairs = [
+            corrupt_halves(t, tilt_min, tilt_max, seed=seed + i, dose=dose, ctf_params=ctf, **kw)
+            for i, t in enumerate(truth)
+        ]
+        corrupted = [0.5 * (a + b) for a, b in pairs]
+    else:
+        if dose is not None or defocus_um is not None:
+            raise InputError("dose and defocus_um describe a tilt series with half-sets")
+        corrupted = [
+            corrupt(t, tilt_min, tilt_max, seed=seed + i, **kw) for i, t in enumerate(truth)
+        ]
+    desc = case.describe(n, voxel, layout)
+    noisy = snr is not None or dose is not None
+    return BenchmarkCase(name, truth, corrupted, voxel, layout, desc, pairs, noisy)
+
+
+def _ctf(defocus_um: float | None) -> Any:
+    """The CTF of a simulated tilt series at ``defocus_um`` (None: no CTF)."""
+    if defocus_um is None:
+        return None
+    from cryogen.tomo import CTFParams
+    from cryogen.tomo.microscope import defocus_angstrom
+
+    return CTFParams(defocus=defocus_angstrom(defocus_um))

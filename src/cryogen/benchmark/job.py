@@ -71,7 +71,8 @@ class MethodJob:
 
     Picklable, so that :func:`cryogen.benchmark.concurrent.run_methods_concurrently` can hand
     it to a child process.  ``start`` is the first point of every curve: the corrupted input,
-    which the untrained generator returns.
+    which the untrained generator returns.  ``halves``: the case's half-sets, trained on
+    (Noise2Noise) where given; the methods predict ``corrupted``, their mean.
     """
 
     settings: BenchmarkSettings
@@ -80,6 +81,7 @@ class MethodJob:
     voxel_size: float
     out: Path
     start: CurvePoint
+    halves: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def run(
         self,
@@ -109,6 +111,7 @@ class MethodJob:
             overwrite=True,
             progress=progress,
             callback=callback,
+            halves=self.halves,
         )
         minutes = res.elapsed_s / 60.0
         config = cfg.model_dump(mode="json")

@@ -87,7 +87,7 @@ def _seed_summary(res: BenchmarkResults) -> SeedSummary:
     from cryogen.metrics import METRICS
 
     rows: dict[str, dict[str, Any]] = {}
-    for row in ROWS:
+    for row in (r for r in ROWS if r in res.scores):
         rows[row] = {k: res.scores[row].get(k) for k in METRICS}
         if row in METHODS:
             rows[row]["steps"] = res.training[row].steps
@@ -108,7 +108,7 @@ def _spread(per_seed: list[SeedSummary], fn: Callable[[list[float]], float]) -> 
     from cryogen.metrics import METRICS
 
     out: dict[str, dict[str, float | None]] = {}
-    for row in ROWS:
+    for row in (r for r in ROWS if all(r in e.rows for e in per_seed)):
         keys = [*METRICS, "steps"] if row in METHODS else list(METRICS)
         out[row] = {}
         for k in keys:

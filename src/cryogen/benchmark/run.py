@@ -85,8 +85,10 @@ class _Run:
         save_volume(self.out / "volumes" / "truth.mrc", case.truth[0], case.voxel_size)
         res.files.append("volumes/truth.mrc")
         for name, ref in REFERENCES.items():
+            if not ref.applies(case):
+                continue
             self.tell(f"scoring the {ref.label} input")
-            volumes = ref.volumes(case)
+            volumes, extra = ref.make(case)
             res.scores[name] = score_volumes(
                 volumes,
                 case.truth,
@@ -94,6 +96,9 @@ class _Run:
                 tilt_max=s.tilt_max,
                 voxel_size=case.voxel_size,
             )
+            res.scores[name].metrics.update(extra)
+            if extra:
+                self.tell("  " + ", ".join(f"{k} {v:g}" for k, v in extra.items()))
             save_volume(self.out / "volumes" / f"{name}.mrc", volumes[0], case.voxel_size)
             res.files.append(f"volumes/{name}.mrc")
         corrupted = res.scores["corrupted"]
@@ -136,8 +141,17 @@ class _Run:
     def train_methods(self, start: CurvePoint, progress: bool) -> None:
         s, case = self.results.settings, self.case
         truth = [t.numpy() for t in case.truth]
+        halves = None
+        if case.halves is not None:
+            halves = [(a.numpy(), b.numpy()) for a, b in case.halves]
         job = MethodJob(
-            s, [c.numpy() for c in case.corrupted], truth, case.voxel_size, self.out, start
+            s,
+            [c.numpy() for c in case.corrupted],
+            truth,
+            case.voxel_size,
+            self.out,
+            start,
+            halves,
         )
         if s.concurrent:
             outcomes = run_methods_concurrently(job, self.configs, self.tell, self.on_stage)
@@ -220,6 +234,9 @@ def run_benchmark(
         snr=s.snr,
         wedge=s.wedge,
         tilt_step=s.tilt_step,
+        halves=s.halves,
+        dose=s.dose,
+        defocus_um=s.defocus,
     )
     results = BenchmarkResults(
         settings=s,

@@ -189,6 +189,19 @@ def run_targets(
                 out.append(
                     Target(f"CryoGEN >= IsoNet-style on {key}", bool(a >= b), f"{a:.4g} vs {b:.4g}")
                 )
+    blur = scores.get("blur")
+    if blur is not None and blur.get("psnr") is not None:
+        b = float(blur.get("psnr"))
+        for label, sc in (("IsoNet-style", iso), ("CryoGEN", cg)):
+            a = sc.get("psnr") if sc else None
+            if a is not None:
+                out.append(
+                    Target(
+                        f"{label} PSNR above the best Gaussian blur's",
+                        bool(a > b),
+                        f"{a:.2f} vs {b:.2f} dB ({a - b:+.2f})",
+                    )
+                )
     target = CASES[case].psnr_target if case in CASES else None
     psnr = cg.get("psnr") if cg else None
     if paper_protocol and target is not None and psnr is not None:

@@ -43,7 +43,9 @@ class BenchmarkSettings:
     ``cryogen predict --tta``.  ``concurrent`` trains (and scores) the two methods at the same
     time, each in its own process on half of the CPUs, instead of one after the other; None
     (the default) chooses: at the same time when they train on the CPU and at least two CPUs
-    are available (:meth:`resolved`).
+    are available (:meth:`resolved`).  ``halves`` makes two half-sets per volume, trains on
+    them (Noise2Noise) and predicts their mean; ``dose`` (e/Å²) and ``defocus`` (µm, a CTF)
+    describe a simulated tilt series with half-sets (even and odd frames).
     """
 
     case: str
@@ -62,6 +64,9 @@ class BenchmarkSettings:
     curve_points: int = 10
     tta: bool = False
     concurrent: bool | None = None
+    halves: bool = False
+    dose: float | None = None
+    defocus: float | None = None
 
     def resolved(self) -> BenchmarkSettings:
         """These settings with ``concurrent`` decided: as given, or, where None, True when the
@@ -102,6 +107,14 @@ class BenchmarkSettings:
             raise InputError(f"curve_points must be >= 1, got {self.curve_points}")
         if not self.tilt_step > 0:
             raise InputError(f"tilt_step must be positive, got {self.tilt_step:g}")
+        if self.dose is not None and not self.dose > 0:
+            raise InputError(f"dose must be positive (e/Å²), got {self.dose:g}")
+        if (self.dose is not None or self.defocus is not None) and not (
+            self.halves and self.wedge == "tilt-series"
+        ):
+            raise InputError("dose and defocus describe a tilt series: use them with halves")
+        if self.halves and self.snr is None and self.dose is None:
+            raise InputError("half-sets need noise: give the snr (or a tilt series' dose)")
         for key in _OWN_FIELDS:
             if key in self.overrides:
                 raise InputError(

@@ -22,7 +22,12 @@ from cryogen.tomo.ctf import (
     wiener_filter_3d,
 )
 from cryogen.tomo.mask import make_mask
-from cryogen.tomo.project import project, simulate_tilt_series, tilt_angles
+from cryogen.tomo.project import (
+    project,
+    simulate_half_tilt_series,
+    simulate_tilt_series,
+    tilt_angles,
+)
 from cryogen.tomo.wbp import (
     backproject,
     iter_wbp_chunks,
@@ -49,6 +54,7 @@ __all__ = [
     "project",
     "ramp_filter",
     "reconstruct_wbp",
+    "simulate_half_tilt_series",
     "simulate_tilt_series",
     "tilt_angles",
     "tilt_weights",

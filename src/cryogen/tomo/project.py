@@ -30,6 +30,7 @@ __all__ = [
     "check_angles",
     "grid_coordinate",
     "project",
+    "simulate_half_tilt_series",
     "simulate_tilt_series",
     "tilt_angles",
 ]
@@ -202,6 +203,56 @@ def simulate_tilt_series(
     torch.Tensor
         ``(n_tilts, y, x)`` float32 on the device of ``volume``.
     """
+    images = _noise_free(volume, angles, pixel_size, ctf_params, dose, snr, chunk_bytes)
+    gen = torch.Generator(device=images.device).manual_seed(int(seed))
+    return _recorded(images, pixel_size, dose, snr, gen)
+
+
+def simulate_half_tilt_series(
+    volume: torch.Tensor,
+    angles: Sequence[float] | np.ndarray | torch.Tensor,
+    *,
+    pixel_size: float = 1.0,
+    ctf_params: CTFParams | None = None,
+    dose: float | None = None,
+    snr: float | None = None,
+    seed: int = 0,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The even-frame and the odd-frame tilt series of one acquisition.
+
+    Each tilt's exposure is split into frames; summing the even frames and the odd frames
+    gives two tilt series of the same specimen with independent noise: with ``dose`` each
+    carries half of it (its own Poisson counts), with ``snr`` each gets Gaussian noise of
+    twice the variance, so that their mean has the SNR asked for.  The noise-free images
+    (projection, CTF) are those of :func:`simulate_tilt_series`.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(even, odd)``, each ``(n_tilts, y, x)`` float32.
+    """
+    images = _noise_free(volume, angles, pixel_size, ctf_params, dose, snr, chunk_bytes)
+    half_dose = None if dose is None else dose / 2.0
+    half_snr = None if snr is None else snr / 2.0
+    seeds = np.random.SeedSequence(int(seed)).generate_state(2)
+    out = []
+    for s in seeds:
+        gen = torch.Generator(device=images.device).manual_seed(int(s))
+        out.append(_recorded(images, pixel_size, half_dose, half_snr, gen))
+    return out[0], out[1]
+
+
+def _noise_free(
+    volume: torch.Tensor,
+    angles: Sequence[float] | np.ndarray | torch.Tensor,
+    pixel_size: float,
+    ctf_params: CTFParams | None,
+    dose: float | None,
+    snr: float | None,
+    chunk_bytes: int,
+) -> torch.Tensor:
+    """Checked arguments, then the projections with the CTF applied ``(n_tilts, y, x)``."""
     if volume.ndim != 3:
         raise ValueError(f"volume must be (z, y, x), got shape {tuple(volume.shape)}")
     if not pixel_size > 0:
@@ -211,14 +262,27 @@ def simulate_tilt_series(
     if snr is not None and not snr > 0:
         raise ValueError(f"snr must be positive, got {snr}")
     images = project(volume.to(torch.float32), angles, chunk_bytes=chunk_bytes)
-    n_tilts, ny, nx = images.shape
     if ctf_params is not None:
+        ny, nx = images.shape[1:]
         c = ctf_2d((ny, nx), pixel_size, ctf_params, device=images.device).to(torch.float32)
         images = torch.fft.irfft2(torch.fft.rfft2(images) * c, s=(ny, nx))
-    gen = torch.Generator(device=images.device).manual_seed(int(seed))
+    return images
+
+
+def _recorded(
+    images: torch.Tensor,
+    pixel_size: float,
+    dose: float | None,
+    snr: float | None,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """Noise-free images with shot noise (``dose``) and Gaussian noise (``snr``) drawn from
+    ``gen`` (steps 3 and 4 of :func:`simulate_tilt_series`)."""
+    n_tilts = images.shape[0]
+    std = float(images.std())
     if dose is not None:
         electrons = dose / n_tilts * pixel_size**2
-        mean, std = float(images.mean()), float(images.std())
+        mean = float(images.mean())
         scale = DOSE_MODEL_CONTRAST / std if std > 0 else 1.0
         rate = electrons * (1.0 + (images - mean) * scale).clamp(min=0.0)
         counts = torch.poisson(rate.double(), generator=gen).float()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,11 +114,18 @@ class SubtomoDataset:
         Seed of the numpy generator drawing the origins and then the crops.
     device
         Where the subtomograms are kept (``(N, S, S, S)`` float32).
+    halves
+        Optional half-sets, one ``(half1, half2)`` pair per volume (the same specimen with
+        independent noise, e.g. from the even and the odd frames), each of its volume's
+        shape; the volume is then typically their mean.  Their subtomograms are cut at the
+        same places and normalised like the volumes.
 
     Attributes
     ----------
     subtomos : torch.Tensor
         ``(N, S, S, S)`` normalised subtomograms.
+    halves : torch.Tensor or None
+        ``(2, N, S, S, S)`` normalised subtomograms of the two half-sets.
     origins : list of (volume index, z, y, x)
     """
 
@@ -133,9 +141,11 @@ class SubtomoDataset:
         normalisation: Normalisation | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
     ) -> None:
         if len(volumes) == 0:
             raise InputError("no training volumes given")
+        _check_halves(volumes, halves)
         if masks is not None and len(masks) != len(volumes):
             raise InputError(f"{len(masks)} masks given for {len(volumes)} volumes")
         shapes = []
@@ -162,6 +172,9 @@ class SubtomoDataset:
         self.crop_size = int(crop_size)
         self.normalisation = normalisation or compute_normalisation(volumes)
         self.rng = np.random.default_rng(seed)
+        # which half is a sample's input: a stream of its own, so that a dataset with two
+        # identical halves draws the very crops of one without half-sets
+        self.half_rng = _half_rng(seed)
         self.origins: list[tuple[int, int, int, int]] = []
         cubes = []
         for i, v in enumerate(volumes):
@@ -175,11 +188,17 @@ class SubtomoDataset:
                 threshold=mask_threshold,
                 name=f"volume {i}",
             ):
-                a = as_numpy(v)[o[0] : o[0] + size, o[1] : o[1] + size, o[2] : o[2] + size]
-                cubes.append(torch.as_tensor(np.array(a, dtype=np.float32)))
+                cubes.append(_cube(v, o, size))
                 self.origins.append((i, *o))
         subtomos = torch.stack(cubes)
         self.subtomos = self.normalisation.apply(subtomos).to(device)
+        self.halves: torch.Tensor | None = None
+        if halves is not None:
+            cut = [
+                torch.stack([_cube(halves[i][h], o, size) for i, *o in self.origins])
+                for h in (0, 1)
+            ]
+            self.halves = self.normalisation.apply(torch.stack(cut)).to(device)
 
     def __len__(self) -> int:
         return int(self.subtomos.shape[0])
@@ -190,6 +209,40 @@ class SubtomoDataset:
         idx = [int(self.rng.integers(0, len(self))) for _ in range(batch_size)]
         offs = [tuple(int(self.rng.integers(0, hi + 1)) for _ in range(3)) for _ in idx]
         return idx, offs  # type: ignore[return-value]
+
+    def draw_halves(self, batch_size: int) -> list[int]:
+        """Which half-set each sample's input comes from (0 or 1; its target is the other);
+        drawn only for a dataset with half-sets."""
+        return [int(self.half_rng.integers(0, 2)) for _ in range(batch_size)]
+
+    def reseed(self, seed: int | np.random.SeedSequence) -> None:
+        """Start the crop sampler (and the half-set choice) from ``seed``: another DDP
+        rank's own crops of the same subtomograms."""
+        self.rng = np.random.default_rng(seed)
+        self.half_rng = _half_rng(seed)
+
+    def sampler_state(self) -> dict[str, Any]:
+        """The states of the crop sampler and the half-set choice."""
+        return {"crops": self.rng.bit_generator.state, "halves": self.half_rng.bit_generator.state}
+
+    def load_sampler_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`sampler_state` (a state without ``halves`` keeps that stream)."""
+        self.rng.bit_generator.state = state["crops"]
+        if "halves" in state:
+            self.half_rng.bit_generator.state = state["halves"]
+
+    def half_crops(
+        self,
+        source: torch.Tensor,
+        halves: list[int],
+        idx: list[int],
+        offsets: list[tuple[int, int, int]],
+    ) -> torch.Tensor:
+        """Crops ``(B, 1, C, C, C)`` of ``source`` ``(2, N, S, S, S)``, sample ``b`` from
+        half ``halves[b]``."""
+        return torch.cat(
+            [self.crop(source[h], [i], [o]) for h, i, o in zip(halves, idx, offsets, strict=True)]
+        )
 
     def crop(
         self, source: torch.Tensor, idx: list[int], offsets: list[tuple[int, int, int]]
@@ -210,6 +263,8 @@ class SubtomoDataset:
 
     def state_dict(self) -> dict:
         return {
+            "halves": self.halves is not None,
+            "half_rng": self.half_rng.bit_generator.state,
             "rng": self.rng.bit_generator.state,
             "origins": [list(o) for o in self.origins],
             "size": self.size,
@@ -224,4 +279,42 @@ class SubtomoDataset:
                 "the training data differ from the checkpoint's (other subtomogram origins): "
                 "resume with the same volumes, seed and subtomogram settings"
             )
+        if bool(state.get("halves", False)) != (self.halves is not None):
+            had = "with" if state.get("halves") else "without"
+            raise InputError(
+                f"the run was trained {had} half-sets: resume it {had} them (the same data)"
+            )
         self.rng.bit_generator.state = state["rng"]
+        if "half_rng" in state:
+            self.half_rng.bit_generator.state = state["half_rng"]
+
+
+def _cube(volume: ArrayLike, origin: Sequence[int], size: int) -> torch.Tensor:
+    """The cube of edge ``size`` at ``origin`` of a volume, float32 in memory."""
+    z, y, x = (int(v) for v in origin)
+    a = as_numpy(volume)[z : z + size, y : y + size, x : x + size]
+    return torch.as_tensor(np.array(a, dtype=np.float32))
+
+
+def _check_halves(
+    volumes: Sequence[ArrayLike], halves: Sequence[tuple[ArrayLike, ArrayLike]] | None
+) -> None:
+    """One pair of half-sets per volume, each of its volume's shape."""
+    if halves is None:
+        return
+    if len(halves) != len(volumes):
+        raise InputError(f"{len(halves)} half-set pairs given for {len(volumes)} volumes")
+    for i, (v, pair) in enumerate(zip(volumes, halves, strict=True)):
+        if len(pair) != 2:
+            raise InputError(f"volume {i}: give its two half-sets, got {len(pair)}")
+        want = tuple(int(n) for n in v.shape)
+        for h, half in enumerate(pair, start=1):
+            got = tuple(int(n) for n in half.shape)
+            if got != want:
+                raise InputError(f"volume {i}: half-set {h} has shape {got}, the volume {want}")
+
+
+def _half_rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
+    """The half-set choice's stream: derived from the crop sampler's seed, independent of it."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return np.random.default_rng(ss.generate_state(4))

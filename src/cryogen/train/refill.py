@@ -7,6 +7,13 @@ subtomograms are refilled at the start of each of the ``rounds`` rounds (IsoNet)
 ``refill_every`` one of them every that many steps, in turn (a rolling refill; the round
 index then only sets the noise).  Whole subtomograms avoid the wrap-around of ``T_M`` on
 small crops, for one forward pass per subtomogram and refill.
+
+With half-sets (Noise2Noise) each half is refilled with the same fill, the generator's
+estimate from the subtomogram of their mean: ``x_{h,i} = T_M y_{h,i} + (1 - T_M) g'(y_i)``.
+A step's input is made from one half and its target is the other
+(:meth:`Refill.pair`): where the target half was measured it is that half's data, with
+noise independent of the input's; in the missing wedge it is the denoised estimate, never
+a raw half.  With two identical halves this is the refill without half-sets.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ class Refill:
     Attributes
     ----------
     filled : torch.Tensor or None
-        ``(N, S, S, S)`` refilled subtomograms; ``None`` before the first step.
+        ``(N, S, S, S)`` refilled subtomograms (``(2, N, S, S, S)``, one set per half, with
+        half-sets); ``None`` before the first step.
     round : int
         The current round (-1 before the first step).
     next : int
@@ -63,8 +71,9 @@ class Refill:
         """Keep the targets current before step ``step + 1`` at ``progress``: all of them
         when a new round starts, or (rolling) one every ``refill_every`` steps."""
         cfg = self.cfg
-        if self.filled is None:
-            self.filled = self.data.subtomos.clone()  # g' = identity before training
+        if self.filled is None:  # g' = identity before training
+            source = self.data.subtomos if self.data.halves is None else self.data.halves
+            self.filled = source.clone()
             self.next = 0
             self.round = 0
         rnd = cfg.round_at(progress)
@@ -94,7 +103,12 @@ class Refill:
         cfg = self.cfg
         rots = wedge_symmetries(cfg.tilt_min, cfg.tilt_max) if cfg.refill_tta else (0,)
         gy = rotation_mean(self._estimate, y, rots)
-        self.filled[i] = (wedge_operator(y - gy, self.wedge) + gy)[0, 0]
+        if self.data.halves is None:
+            self.filled[i] = (wedge_operator(y - gy, self.wedge) + gy)[0, 0]
+        else:
+            for h in (0, 1):
+                yh = self.data.halves[h, i][None, None]
+                self.filled[h, i] = (wedge_operator(yh - gy, self.wedge) + gy)[0, 0]
         g.train(was_training)
 
     def _estimate(self, v: torch.Tensor) -> torch.Tensor:
@@ -109,10 +123,26 @@ class Refill:
             )
         return self.networks.generator(v)
 
-    def crops(self, index: list[int], offsets: list[tuple[int, int, int]]) -> torch.Tensor:
-        """Crops ``(B, 1, C, C, C)`` of the refilled subtomograms."""
+    def crops(
+        self,
+        index: list[int],
+        offsets: list[tuple[int, int, int]],
+        halves: list[int] | None = None,
+    ) -> torch.Tensor:
+        """Crops ``(B, 1, C, C, C)`` of the refilled subtomograms (with half-sets, sample
+        ``b`` from half ``halves[b]``)."""
         assert self.filled is not None
-        return self.data.crop(self.filled, index, offsets)
+        if halves is None:
+            return self.data.crop(self.filled, index, offsets)
+        return self.data.half_crops(self.filled, halves, index, offsets)
+
+    def pair(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's refilled input crops and the crops its loss compares against: the
+        same crops without half-sets; with them, the input's half and the other half."""
+        x = self.crops(batch.index, batch.offsets, batch.halves)
+        if batch.halves is None:
+            return x, x
+        return x, self.crops(batch.index, batch.offsets, [1 - h for h in batch.halves])
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's ``isonet`` entry."""

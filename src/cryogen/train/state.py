@@ -279,10 +279,7 @@ def full_checkpoint(t: Trainer) -> dict[str, Any]:
 
 def rank_random_state(t: Trainer) -> dict[str, Any]:
     """This rank's random streams and crop sampler (``rank_rng[r]`` of a DDP checkpoint)."""
-    return {
-        "rng": capture_rng_state(*t.streams.named()),
-        "crops": t.data.rng.bit_generator.state,
-    }
+    return {"rng": capture_rng_state(*t.streams.named()), **t.data.sampler_state()}
 
 
 def restore_checkpoint(t: Trainer, ckpt: dict[str, Any]) -> None:
@@ -312,10 +309,11 @@ def _restore_rank_streams(t: Trainer, ckpt: dict[str, Any]) -> None:
         if rank > 0:
             st = states[rank]
             restore_rng_state(st["rng"], *t.streams.named(st["rng"]))
-            t.data.rng.bit_generator.state = st["crops"]
+            t.data.load_sampler_state(st)
     elif rank > 0:
         fresh = run_seeds(t.cfg.seed, rank, t.step)
-        t.data.rng = np.random.default_rng(fresh.crops)
+        assert fresh.crops is not None  # a rank > 0 has crops of its own
+        t.data.reseed(fresh.crops)
         t.streams.follow(fresh.streams)
         torch.manual_seed(distributed.rank_seed(t.cfg.seed + 2, rank, t.step))
     old = int(ckpt.get("world_size", 1))

@@ -68,6 +68,7 @@ class Trainer:
         resume: bool = False,
         overwrite: bool = False,
         dist: distributed.DistContext | None = None,
+        halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
     ) -> None:
         self.cfg = cfg = config
         self.run_dir = Path(run_dir)
@@ -82,7 +83,7 @@ class Trainer:
         )
         seed_globals(cfg.seed)  # model initialisation, dropout
         seeds = run_seeds(cfg.seed, self.dist.rank)
-        self.data = self._dataset(volumes, masks, ckpt, seeds)
+        self.data = self._dataset(volumes, masks, ckpt, seeds, halves)
         self.streams = seeds.streams
         method = METHODS[cfg.method]
         self.networks = Networks(cfg, self.device, self.amp, with_energy=method.uses_energy(cfg))
@@ -123,6 +124,7 @@ class Trainer:
         masks: Sequence[ArrayLike | None] | None,
         ckpt: dict[str, Any] | None,
         seeds: RunSeeds,
+        halves: Sequence[tuple[ArrayLike, ArrayLike]] | None,
     ) -> SubtomoDataset:
         cfg = self.cfg
         norm = Normalisation.from_dict(ckpt["normalisation"]) if ckpt else None
@@ -138,9 +140,10 @@ class Trainer:
             normalisation=norm,
             seed=seeds.data,
             device=self.device,
+            halves=halves,
         )
         if seeds.crops is not None:  # rank r > 0: its own crops of the same subtomograms
-            data.rng = np.random.default_rng(seeds.crops)
+            data.reseed(seeds.crops)
         return data
 
     # ------------------------------------------------------------------ budget
@@ -238,6 +241,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], Any] | None = None,
+    halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
 ) -> TrainResult:
     """Train a generator on wedge-corrupted volumes (CryoGEN or the IsoNet-style baseline).
 
@@ -267,6 +271,12 @@ def train(
         Called after every step with a dict (``step``, ``elapsed_s``, ``progress``,
         ``losses``, ``generator``, ``normalisation``); returning True stops the run (with a
         checkpoint).
+    halves
+        Optional half-sets (Noise2Noise), one ``(half1, half2)`` pair per volume: the same
+        tomogram reconstructed from the even and the odd frames (or tilts), each of its
+        volume's shape, with independent noise; ``volumes[i]`` is then typically their
+        mean.  Each step's input is made from one half and its loss compares against the
+        other, so the network learns the signal and not the noise.
 
     Returns
     -------
@@ -300,5 +310,6 @@ def train(
             resume=resume,
             overwrite=overwrite,
             dist=ctx,
+            halves=halves,
         )
         return trainer.run(progress, callback)

@@ -75,7 +75,7 @@ class Batch:
     index, offsets
         Each sample's subtomogram and the crop's origin ``(z, y, x)`` inside it.
     y
-        The measured crops ``(B, 1, C, C, C)``.
+        The measured crops ``(B, 1, C, C, C)``: with half-sets, each sample's input half.
     rotations
         Each sample's wedge-changing rotation ``R`` (an index of ``CUBE_ROTATIONS``).
     u
@@ -83,6 +83,11 @@ class Batch:
     wedge
         The mask of ``T_M`` for these crops: ``(C, C, C // 2 + 1)`` for all of them, or
         one per sample, ``(B, 1, C, C, C // 2 + 1)``.
+    halves
+        With half-sets: the half each sample's input ``y`` comes from (0 or 1); its loss
+        compares against the other half (Noise2Noise).  ``None`` without half-sets.
+    other
+        With half-sets: the other half's crops at the same places ``(B, 1, C, C, C)``.
     """
 
     step: int
@@ -92,6 +97,8 @@ class Batch:
     rotations: list[int]
     u: float
     wedge: torch.Tensor = field(repr=False)
+    halves: list[int] | None = None
+    other: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -104,13 +111,30 @@ class Batch:
 def draw_batch(
     data: SubtomoDataset, streams: RandomStreams, step: int, size: int, wedge: torch.Tensor
 ) -> Batch:
-    """Draw a batch: subtomograms and crop origins (the dataset's stream), then ``u`` and
-    the rotations (the step's stream)."""
+    """Draw a batch: subtomograms and crop origins (the dataset's stream; with half-sets,
+    then which half is each sample's input), then ``u`` and the rotations (the step's
+    stream)."""
     idx, offs = data.draw(size)
-    y = data.crop(data.subtomos, idx, offs)  # (B, 1, C, C, C)
+    halves, other = None, None
+    if data.halves is None:
+        y = data.crop(data.subtomos, idx, offs)  # (B, 1, C, C, C)
+    else:
+        halves = data.draw_halves(size)
+        y = data.half_crops(data.halves, halves, idx, offs)
+        other = data.half_crops(data.halves, [1 - h for h in halves], idx, offs)
     u = streams.u()
     rots = streams.rotations(size)
-    return Batch(step=step, index=idx, offsets=offs, y=y, rotations=rots, u=u, wedge=wedge)
+    return Batch(
+        step=step,
+        index=idx,
+        offsets=offs,
+        y=y,
+        rotations=rots,
+        u=u,
+        wedge=wedge,
+        halves=halves,
+        other=other,
+    )
 
 
 def rotate_batch(x: torch.Tensor, rots: Sequence[int], inverse: bool = False) -> torch.Tensor:

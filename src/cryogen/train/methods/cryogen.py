@@ -27,9 +27,15 @@ One step on a batch of crops ``y`` (all losses per-voxel means):
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
   ``u ~ U(0, 1]`` drawn per step (appendix A.6).
 
+With half-sets (Noise2Noise) the input side of every term is one half and the data side
+the other: the consistency term's input is made of the input half's refilled crop and its
+target is the other half's (:meth:`cryogen.train.refill.Refill.pair`); the data term is
+``mse(T_M x_g, T_M y_b)``, the paper's ``||T_M g(y_a + eps) - y||^2`` with the target's noise
+independent of the input's; E's real samples are half-set crops.
+
 The energy model's and the data term's draws come from their own streams
 (:mod:`cryogen.train.state`): with E and the data term off, this step trains the weights
-of the IsoNet-style step bit for bit.
+of the IsoNet-style step bit for bit (with or without half-sets).
 """
 
 from __future__ import annotations
@@ -135,8 +141,8 @@ class CryoGEN(TrainingMethod):
         ``x_hat`` of the crop, ``g``'s output in the rotated frame, and the term."""
         cfg = self.cfg
         with torch.no_grad():
-            target = self.consistency_target(batch, xg)
-            inp = rotate_batch(target, batch.rotations)
+            source, target = self.consistency_pair(batch, xg)
+            inp = rotate_batch(source, batch.rotations)
             sigma_h = cfg.sigma_h_at(progress)
             if sigma_h > 0:
                 inp = inp + sigma_h * batch.u * self.streams.randn(inp.shape, self.device)
@@ -149,16 +155,24 @@ class CryoGEN(TrainingMethod):
         return out, out_rot, cons
 
     @torch.no_grad()
-    def consistency_target(self, batch: Batch, xg: torch.Tensor | None) -> torch.Tensor:
-        """The target ``t`` of the consistency term (``consistency_target``)."""
+    def consistency_pair(
+        self, batch: Batch, xg: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the consistency term's input is made of, and its target ``t``
+        (``consistency_target``); the same crops without half-sets."""
         cfg = self.cfg
         if cfg.consistency_target == "refilled":
-            return self.refill.crops(batch.index, batch.offsets)
+            return self.refill.pair(batch)
         if cfg.consistency_forward == "reuse" and xg is not None:
             xp = xg.detach()
         else:
             xp = self.networks.generator(batch.y)
-        return xp if cfg.consistency_target == "generator" else batch.tm(batch.y - xp) + xp
+        if cfg.consistency_target == "generator":
+            return xp, xp
+        source = batch.tm(batch.y - xp) + xp
+        if batch.other is None:
+            return source, source
+        return source, batch.tm(batch.other - xp) + xp
 
     # ------------------------------------------------------------------ energy and data
     def consistency_fake(
@@ -247,11 +261,12 @@ class CryoGEN(TrainingMethod):
         paper's: ``T_M`` of a crop spreads the truth's missing wedge into the measured
         band, so the truth scores > 0) or on the whole subtomogram (zero at the truth)."""
         if self.cfg.data_wedge == "crop":
-            diff = batch.tm(est - batch.y)
+            measured = batch.y if batch.other is None else batch.other
+            diff = batch.tm(est - measured)
         else:
             identity = [0] * len(batch)  # CUBE_ROTATIONS[0] is the identity
             pasted = self.wedged_in_subtomogram(est, batch, identity)
-            diff = pasted - self.wedged_subtomogram_crops(batch)
+            diff = pasted - self.wedged_subtomogram_crops(batch, other=True)
         return margin(diff, self.cfg.data_margin).pow(2).mean()
 
     def update_energy(
@@ -309,13 +324,13 @@ class CryoGEN(TrainingMethod):
     ) -> torch.Tensor:
         """Each crop's estimate pasted into its refilled subtomogram, which is rotated by
         ``rots``, given the subtomogram's wedge ``T_M``, and cut where the crop went
-        (gradient through ``est`` only)."""
+        (gradient through ``est`` only; with half-sets, into the input half's)."""
         filled = self.refill.filled
         assert filled is not None
         s, c = self.data.size, self.data.crop_size
         out = []
         for b, (i, o, r) in enumerate(zip(batch.index, batch.offsets, rots, strict=True)):
-            base = filled[i]
+            base = filled[i] if batch.halves is None else filled[batch.halves[b], i]
             inside = base[o[0] : o[0] + c, o[1] : o[1] + c, o[2] : o[2] + c]
             pad = (o[2], s - c - o[2], o[1], s - c - o[1], o[0], s - c - o[0])
             full = base + F.pad(est[b, 0].float() - inside, pad)  # gradient inside only
@@ -324,11 +339,16 @@ class CryoGEN(TrainingMethod):
             out.append(wedged[z : z + c, y : y + c, x : x + c])
         return torch.stack(out)[:, None]
 
-    def wedged_subtomogram_crops(self, batch: Batch) -> torch.Tensor:
-        """Crops of ``T_M`` of the measured subtomograms (each wedged once, then kept)."""
+    def wedged_subtomogram_crops(self, batch: Batch, other: bool = False) -> torch.Tensor:
+        """Crops of ``T_M`` of the measured subtomograms (each wedged once, then kept): with
+        half-sets, of each sample's input half, or with ``other`` of the other half."""
         if self._real_subtomograms is None:
             mask = self.wedges.subtomogram
-            self._real_subtomograms = torch.stack(
-                [wedge_operator(v[None, None], mask)[0, 0] for v in self.data.subtomos]
-            )
-        return self.data.crop(self._real_subtomograms, batch.index, batch.offsets)
+            source = self.data.subtomos if self.data.halves is None else self.data.halves
+            flat = source.reshape(-1, *source.shape[-3:])
+            wedged = torch.stack([wedge_operator(v[None, None], mask)[0, 0] for v in flat])
+            self._real_subtomograms = wedged.reshape(source.shape)
+        if batch.halves is None:
+            return self.data.crop(self._real_subtomograms, batch.index, batch.offsets)
+        halves = [1 - h for h in batch.halves] if other else batch.halves
+        return self.data.half_crops(self._real_subtomograms, halves, batch.index, batch.offsets)

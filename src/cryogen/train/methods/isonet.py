@@ -3,7 +3,9 @@
 Rounds (IsoNet's iterations) split the budget evenly, and the subtomograms are refilled
 (:mod:`cryogen.train.refill`): ``x_i = T_M y_i + (1 - T_M) g(y_i)`` (round 0: ``x_i = y_i``).
 Training pairs are ``(T_M(R(x) + n), R(x))`` for crops ``x`` of the filled subtomograms,
-with noise ``n`` whose level rises over the last rounds; the loss is the MSE.
+with noise ``n`` whose level rises over the last rounds; the loss is the MSE.  With
+half-sets the pair is ``(T_M(R(x_a) + n), R(x_b))``: input from one half, target the other
+(:meth:`cryogen.train.refill.Refill.pair`), so the network learns the signal, not the noise.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ class IsoNet(TrainingMethod):
 
     def losses(self, batch: Batch, progress: float) -> StepOutput:
         cfg = self.cfg
-        x = self.refill.crops(batch.index, batch.offsets)
-        target = rotate_batch(x, batch.rotations)
+        x, t = self.refill.pair(batch)
+        source = rotate_batch(x, batch.rotations)
+        target = source if t is x else rotate_batch(t, batch.rotations)
         level = cfg.isonet_noise(self.refill.round) * (batch.u if cfg.isonet_noise_uniform else 1.0)
         inp = (
-            target + level * self.streams.randn(target.shape, self.device) if level > 0 else target
+            source + level * self.streams.randn(source.shape, self.device) if level > 0 else source
         )
         loss = F.mse_loss(self.networks.generator(batch.tm(inp)), target)
         row = {
