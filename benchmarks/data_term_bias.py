@@ -10,12 +10,16 @@ the crop itself (``mean((crop x - crop y)^2)``, the error of the corrupted input
 same floor with ``data_margin`` voxels cut from each face.  ``--taper T`` multiplies the
 crop by a cosine taper ``T`` voxels wide at every face before ``T_M`` (a smooth window
 instead of the crop's hard edges), to see whether the floor comes from the edges;
+``--guard G`` drops the measured frequencies within ``G`` Fourier pixels of the missing
+wedge (:func:`cryogen.wedge.guarded_wedge_mask`; with ``--taper`` this is
+``crop_operator="tapered"``, :mod:`cryogen.train.operators`);
 ``--highpass K`` keeps only spatial frequencies ``|k| >= K`` (cycles per voxel) in both the
 floor and the signal, to see whether it comes from low frequencies.
 
 Example::
 
     python benchmarks/data_term_bias.py --phantom sphere prism --crop 64 --crops 200
+    python benchmarks/data_term_bias.py --phantom sphere prism --taper 16 --guard 3
 """
 
 from __future__ import annotations
@@ -27,16 +31,8 @@ import torch
 from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
 from cryogen.model import compute_normalisation
-from cryogen.wedge import missing_wedge_mask, wedge_operator
-
-
-def taper_window(crop: int, width: int) -> torch.Tensor:
-    """Separable window: 1 inside, a half cosine over ``width`` voxels at each face."""
-    w = torch.ones(crop)
-    if width > 0:
-        ramp = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(width) + 0.5) / width)
-        w[:width], w[crop - width :] = ramp, ramp.flip(0)
-    return w[:, None, None] * w[None, :, None] * w[None, None, :]
+from cryogen.train.operators import taper_window
+from cryogen.wedge import guarded_wedge_mask, wedge_operator
 
 
 def crop_floor(
@@ -50,11 +46,12 @@ def crop_floor(
     seed: int,
     taper: int = 0,
     highpass: float = 0.0,
+    guard: float = 0.0,
 ) -> dict[str, float]:
     """Mean over ``n`` random crops of the data term at the truth (per margin) and of the
     crop's missing-wedge energy (``corrupted``: ``clean`` with the tilt range's wedge)."""
     norm = compute_normalisation(corrupted)
-    mask = missing_wedge_mask((crop, crop, crop), tilt_min, tilt_max)
+    mask = guarded_wedge_mask((crop, crop, crop), tilt_min, tilt_max, guard)
     if highpass > 0:
         f, fr = torch.fft.fftfreq(crop), torch.fft.rfftfreq(crop)
         kz, ky, kx = torch.meshgrid(f, f, fr, indexing="ij")
@@ -95,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--taper", type=int, default=0, help="cosine taper width at each face")
     ap.add_argument("--highpass", type=float, default=0.0, help="keep |k| >= this only")
+    ap.add_argument(
+        "--guard", type=float, default=0.0, help="guard band along the wedge, Fourier pixels"
+    )
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     cols = [f"floor_margin{m}" for m in args.margins] + ["wedge_energy", "floor/signal"]
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.taper,
             args.highpass,
+            args.guard,
         )
         print(f"{name:8} " + " ".join(f"{r[c]:15.4f}" for c in cols))
     return 0

@@ -1,123 +1,108 @@
-"""Can the energy model tell real crops from fakes made of the *true* volume?
+"""Bias check of the energy model: does E tell real data from a perfect generator's fakes?
 
-If it can, the adversarial term pushes even a perfect generator away from the truth.  E
-(the cpu preset's architecture, optimiser and BCE loss) is trained alone on real samples
-against fakes built from the clean phantom exactly as training builds them from g's
-estimate (``adv_wedge``), then scored on fresh pairs:
+E (the config's architecture, optimiser, loss and regularisers) is trained alone for
+``--steps`` updates on real samples against fakes made as CryoGEN makes them from g's
+estimate, with g replaced by the truth (a perfect generator) or by the identity (a
+generator that fills nothing), then scored on ``--pairs`` fresh pairs
+(:func:`cryogen.train.energy_check.energy_bias`).  An accuracy of 0.5 means E cannot tell.
+The check passes for an operator when the truth's fakes reach at most 0.6 and the
+identity's at least 0.75: E judges the fill, not the operator.
 
-* ``crop`` (the paper's): real ``T_M(crop y)``, fake ``T_M(R crop x)``, ``T_M`` on the crop;
-* ``subtomogram``: real ``crop(T_M y_s)``, fake ``crop(T_M(R x_s))``, ``T_M`` on the whole
-  96^3 subtomogram ``s`` and the crop cut where ``R`` moved it.
+Data: ``sphere``, ten 96^3 subtomograms of the 140^3 sphere at random origins and random
+64^3 crops (training's layout); ``prism``, the ten 96^3 prisms whole (the paper's
+protocol: the crop is the volume, ``T_M`` exact).  ``--crop`` changes the crop edge.
+Operators: ``hard`` (``T_M`` on the crop), ``tapered`` (``crop_operator="tapered"``),
+``subtomogram`` (``adv_wedge="subtomogram"``).
 
-An accuracy near 0.5 means the fakes of the truth pass for real data.  Both faces of E's
-input lose ``adv_margin`` voxels, as in training.
+Examples::
 
-Example::
-
-    python benchmarks/energy_bias.py --phantom prism sphere --steps 1200
+    python benchmarks/energy_bias.py --phantom sphere prism --steps 1200
+    python benchmarks/energy_bias.py --phantom sphere --operator tapered \
+        --set energy_arch='"local"' --set energy_norm='"instance"'
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
-from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
-from cryogen.model import build_energy, compute_normalisation
-from cryogen.rotations import WEDGE_ROTATIONS, rotate, rotate_box
-from cryogen.train import TrainConfig, discriminator_loss
-from cryogen.wedge import missing_wedge_mask, wedge_operator
+from cryogen.benchmark import build_case, case_train_settings
+from cryogen.cli.options import parse_set_options
+from cryogen.model import compute_normalisation
+from cryogen.train import TrainConfig
+from cryogen.train.energy_check import energy_bias
+
+OPERATORS = {
+    "hard": {"crop_operator": "hard", "adv_wedge": "crop"},
+    "tapered": {"crop_operator": "tapered", "adv_wedge": "crop"},
+    "subtomogram": {"crop_operator": "hard", "adv_wedge": "subtomogram"},
+}
 
 
-def subtomograms(name: str, size: int, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Clean and corrupted subtomograms of edge ``size`` (ten per phantom), normalised
-    like the training data (the corrupted volumes' mean and std)."""
-    rng = np.random.default_rng(seed)
-    clean_np, corrupted_np = phantom_data(name, -60.0, 60.0, seed)  # the prisms are 96^3
-    clean = [torch.from_numpy(v) for v in clean_np]
-    corrupted = [torch.from_numpy(v) for v in corrupted_np]
-    norm = compute_normalisation(corrupted)
+def subtomograms(
+    name: str, seed: int, crop: int | None
+) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+    """Clean and measured subtomograms, normalised like training data, and the crop edge:
+    the sphere's ten random 96^3 subtomograms (crops 64), or the ten prisms whole."""
+    case = build_case(name, seed=seed)
+    norm = compute_normalisation(case.corrupted)
+    clean = [norm.apply(v.float()) for v in case.truth]
+    measured = [norm.apply(v.float()) for v in case.corrupted]
+    if name == "prism":
+        return clean, measured, crop or int(clean[0].shape[0])
+    layout = case_train_settings("sphere", int(clean[0].shape[0]))
+    size, rng = layout["subtomo_size"], np.random.default_rng(seed)
     xs, ys = [], []
-    for k in range(10):  # the ten prisms whole; ten random subtomograms of the sphere
-        i = k % len(clean)
-        o = [int(rng.integers(0, s - size + 1)) for s in clean[i].shape]
+    for _ in range(10):
+        o = [int(rng.integers(0, s - size + 1)) for s in clean[0].shape]
         sl = tuple(slice(a, a + size) for a in o)
-        xs.append(norm.apply(clean[i][sl].float()))
-        ys.append(norm.apply(corrupted[i][sl].float()))
-    return xs, ys
-
-
-def accuracy(
-    name: str, scheme: str, steps: int, seed: int, rotate_fakes: bool = True
-) -> tuple[float, float, float]:
-    cfg = TrainConfig()
-    size, crop, margin = cfg.subtomo_size, cfg.crop_size, cfg.adv_margin
-    xs, ys = subtomograms(name, size, seed)
-    m_crop = missing_wedge_mask((crop,) * 3, cfg.tilt_min, cfg.tilt_max)
-    m_sub = missing_wedge_mask((size,) * 3, cfg.tilt_min, cfg.tilt_max)
-    wedged_ys = [wedge_operator(v[None, None], m_sub)[0, 0] for v in ys]
-    rng = np.random.default_rng(seed + 1)
-    torch.manual_seed(seed)
-    e = build_energy(cfg)
-    opt = torch.optim.Adam(e.parameters(), lr=cfg.d_lr, betas=tuple(cfg.d_betas))
-
-    def cut(v: torch.Tensor, o: tuple[int, ...]) -> torch.Tensor:
-        return v[o[0] : o[0] + crop, o[1] : o[1] + crop, o[2] : o[2] + crop]
-
-    def pair() -> tuple[torch.Tensor, torch.Tensor]:
-        i, j = int(rng.integers(len(xs))), int(rng.integers(len(xs)))
-        o1, o2 = (tuple(int(rng.integers(0, size - crop + 1)) for _ in range(3)) for _ in "ab")
-        r = WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))] if rotate_fakes else 0
-        if scheme == "crop":
-            real = wedge_operator(cut(ys[i], o1)[None, None], m_crop)[0, 0]
-            fake = wedge_operator(rotate(cut(xs[j], o2), r)[None, None], m_crop)[0, 0]
-        else:
-            real = cut(wedged_ys[i], o1)
-            wedged = wedge_operator(rotate(xs[j], r)[None, None], m_sub)[0, 0]
-            fake = cut(wedged, rotate_box(o2, crop, size, r))
-        inner = (slice(margin, crop - margin),) * 3
-        return real[inner][None, None], fake[inner][None, None]
-
-    for _ in range(steps):
-        real, fake = pair()
-        loss = discriminator_loss("bce", e(real).view(-1), e(fake).view(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    hits, s_real, s_fake = [], [], []
-    with torch.no_grad():
-        for _ in range(200):
-            real, fake = pair()
-            a, b = float(e(real)), float(e(fake))
-            hits += [a > 0, b < 0]
-            s_real.append(a)
-            s_fake.append(b)
-    return float(np.mean(hits)), float(np.mean(s_real)), float(np.mean(s_fake))
+        xs.append(clean[0][sl])
+        ys.append(measured[0][sl])
+    return xs, ys, crop or layout["crop_size"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phantom", nargs="+", choices=["sphere", "prism"], default=["prism"])
+    ap.add_argument("--phantom", nargs="+", choices=["sphere", "prism"], default=["sphere"])
+    ap.add_argument("--operator", nargs="+", choices=list(OPERATORS), default=["hard", "tapered"])
     ap.add_argument(
-        "--scheme", nargs="+", choices=["crop", "subtomogram"], default=["crop", "subtomogram"]
+        "--fakes", nargs="+", choices=["truth", "identity"], default=["truth", "identity"]
     )
     ap.add_argument("--steps", type=int, default=1200, help="E updates before scoring")
+    ap.add_argument("--pairs", type=int, default=200, help="fresh pairs scored")
+    ap.add_argument("--crop", type=int, default=None, help="crop edge (default: see above)")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--no-rotate",
-        action="store_true",
-        help="fakes of the truth unrotated (CUBE_ROTATIONS[0]): what is left once E cannot "
-        "tell by orientation",
-    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"{'phantom':8} {'scheme':12} {'accuracy':>8} {'score real':>10} {'score fake':>10}")
+    sets = parse_set_options(args.sets)
+    head = ("phantom", "operator", "fakes", "accuracy", "real", "fake", "min")
+    print("{:8} {:12} {:9} {:>8} {:>7} {:>7} {:>5}".format(*head))
     for name in args.phantom:
-        for scheme in args.scheme:
-            acc, sr, sf = accuracy(name, scheme, args.steps, args.seed, not args.no_rotate)
-            print(f"{name:8} {scheme:12} {acc:8.3f} {sr:10.2f} {sf:10.2f}", flush=True)
+        xs, ys, crop = subtomograms(name, args.seed, args.crop)
+        size = {"subtomo_size": int(ys[0].shape[0]), "crop_size": crop}
+        for op in args.operator:
+            cfg = TrainConfig.from_sources(args.preset, None, size, exact={**OPERATORS[op], **sets})
+            acc = {}
+            for fakes in args.fakes:
+                t0 = time.perf_counter()
+                r = energy_bias(
+                    cfg, xs, ys, fakes, steps=args.steps, pairs=args.pairs, seed=args.seed
+                )
+                acc[fakes] = r.accuracy
+                minutes = (time.perf_counter() - t0) / 60
+                print(
+                    f"{name:8} {op:12} {fakes:9} {r.accuracy:8.3f} {r.score_real:7.2f} "
+                    f"{r.score_fake:7.2f} {minutes:5.1f}",
+                    flush=True,
+                )
+            if len(acc) == 2:
+                ok = acc["truth"] <= 0.6 and acc["identity"] >= 0.75
+                print(f"{name:8} {op:12} bias check {'passes' if ok else 'fails'}", flush=True)
     return 0
 
 

@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Set up a virtual environment, then check the code (ruff, mypy) and run the test suite.
+# Set up a virtual environment (PyTorch's CPU build, see scripts/setup_venv.sh), then check
+# the code (ruff, mypy) and run the test suite.
 # Usage: bash scripts/test.sh [pytest args...]
 #   e.g. bash scripts/test.sh -m "not slow"   (the quick subset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-[ -d .venv ] || "$PY" -m venv .venv
-. .venv/bin/activate
-pip install -q --disable-pip-version-check torch==2.13.0
-pip install -q --disable-pip-version-check -e '.[dev]'
+. scripts/setup_venv.sh
+setup_venv dev
 echo "ruff:" && ruff check src tests benchmarks && ruff format --check src tests benchmarks
 echo "mypy:" && mypy
 set +e

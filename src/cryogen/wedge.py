@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "missing_wedge_mask",
+    "guarded_wedge_mask",
     "wedge_operator",
     "apply_missing_wedge",
     "kept_fraction",
@@ -135,6 +136,62 @@ def missing_wedge_mask(
     if bool(((kz_alt != kz_g) | (kx_alt != kx_g)).any()):
         m = torch.minimum(m, _kept(kz_alt, kx_alt, tilt_min, tilt_max, soft_edge, nz, nx))
     m = m.to(device=device, dtype=dtype)
+    return m[:, None, :].expand(nz, ny, m.shape[-1])
+
+
+def _guard_distance(
+    kz: torch.Tensor, kx: torch.Tensor, tilt_min: float, tilt_max: float, nz: int, nx: int
+) -> torch.Tensor:
+    """Distance in Fourier pixels (in the kz-kx plane) of each frequency from the missing
+    wedge of ``[tilt_min, tilt_max]``; 0 inside it, ``inf`` where nothing is missing."""
+    if tilt_min <= -90.0 and tilt_max >= 90.0:
+        return torch.full_like(kz, math.inf)
+    t = _angles_deg(kz, kx)
+    dang = torch.minimum(t - tilt_min, tilt_max - t).clamp(min=0.0)
+    r = torch.sqrt((kz * nz) ** 2 + (kx * nx) ** 2)
+    return r * torch.sin(torch.deg2rad(dang.clamp(max=90.0)))
+
+
+def guarded_wedge_mask(
+    shape: tuple[int, int, int] | torch.Size,
+    tilt_min: float = -60.0,
+    tilt_max: float = 60.0,
+    guard: float = 3.0,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The half-spectrum mask ``M`` less a guard band along the missing wedge: 1 where a
+    frequency was measured *and* lies at least ``guard`` Fourier pixels from the missing
+    wedge, else 0.
+
+    Windowing a crop (multiplying it by a taper) smears its spectrum by a few Fourier
+    pixels, so the missing wedge's content leaks just across its border; a mask eroded by
+    that much sees the same values whether the crop was cut from wedged data or from the
+    whole truth.  The band reaches the origin (the wedge's apex), so the lowest
+    frequencies, the DC term and the ``ky`` axis are dropped too.  ``guard=0`` gives
+    :func:`missing_wedge_mask`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(z, y, x // 2 + 1)``, an expanded view along ``y`` as :func:`missing_wedge_mask`.
+    """
+    if guard < 0:
+        raise ValueError(f"guard must be >= 0, got {guard}")
+    base = missing_wedge_mask(shape, tilt_min, tilt_max, device=device, dtype=dtype)
+    if guard == 0:
+        return base
+    nz, ny, nx = (int(s) for s in shape)
+    kz = torch.fft.fftfreq(nz, dtype=torch.float64)
+    kx = torch.fft.rfftfreq(nx, dtype=torch.float64)
+    kz_g, kx_g = torch.meshgrid(kz, kx, indexing="ij")
+    far = _guard_distance(kz_g, kx_g, tilt_min, tilt_max, nz, nx) >= guard
+    # both signs of a Nyquist frequency must be far, as in missing_wedge_mask
+    kz_alt = torch.where(kz_g.abs() == 0.5, -kz_g, kz_g)
+    kx_alt = torch.where(kx_g.abs() == 0.5, -kx_g, kx_g)
+    far &= _guard_distance(kz_alt, kx_alt, tilt_min, tilt_max, nz, nx) >= guard
+    m = base[:, 0, :] * far.to(device=base.device, dtype=dtype)
     return m[:, None, :].expand(nz, ny, m.shape[-1])
 
 

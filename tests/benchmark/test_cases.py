@@ -17,7 +17,13 @@ def test_case_settings_follow_the_paper():
     assert case_train_settings("prism") == {"subtomo_size": 96, "crop_size": 64, "n_subtomos": 1}
     s = case_train_settings("sphere", 64)
     assert s["crop_size"] <= s["subtomo_size"] <= 64
-    assert list(CASES) == ["sphere", "prism", "ribosome", "crowded"]
+    assert case_train_settings("prism-whole") == {
+        "subtomo_size": 96,
+        "crop_size": 96,
+        "n_subtomos": 1,
+        "data_weight": 1,
+    }
+    assert list(CASES) == ["sphere", "prism", "prism-whole", "ribosome", "crowded"]
 
 
 def test_prism_case_is_ten_wedged_prisms():

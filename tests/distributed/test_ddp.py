@@ -405,6 +405,7 @@ def test_only_rank0_writes(job):
             "last.pt",
             "losses.csv",
             "losses.png",
+            "run.log",
         ], files
 
 

@@ -10,10 +10,12 @@ import pytest
 from cryogen.errors import InputError, OutputError
 from cryogen.io import read_star, read_volume, tomogram_sources, write_star
 from cryogen.io.inputs import (
+    DEFAULT_TILT_RANGE,
     find_tomograms,
     load_tomograms,
     output_plan,
     shared_tilt_range,
+    tilt_ranges,
     tomogram_file,
 )
 from support import write_mrc
@@ -35,29 +37,47 @@ def test_tilt_range_given_values_win_then_the_star_files(tmp_path):
     for name in ("a.mrc", "b.mrc"):
         write_mrc(tmp_path / name, noise())
     rows = [{"rlnTomoName": n, "rlnTiltMin": -54.0, "rlnTiltMax": 62.0} for n in ("a.mrc", "b.mrc")]
-    sources, star = tomogram_sources([star_of(tmp_path / "t.star", rows)])
-    assert shared_tilt_range(sources, star) == (-54.0, 62.0)
-    assert shared_tilt_range(sources, star, tilt_min=-40.0) == (-40.0, 62.0)
-    assert shared_tilt_range(sources, star, tilt_max=50.0) == (-54.0, 50.0)
+    sources, _ = tomogram_sources([star_of(tmp_path / "t.star", rows)])
+    ranges = tilt_ranges(sources)
+    assert shared_tilt_range(ranges) == (-54.0, 62.0)
+    assert ranges[0].source == "rlnTiltMin/rlnTiltMax" and not ranges[0].default
+    assert shared_tilt_range(tilt_ranges(sources, tilt_min=-40.0)) == (-40.0, 62.0)
+    given = tilt_ranges(sources, tilt_max=50.0)
+    assert shared_tilt_range(given) == (-54.0, 50.0)
+    assert given[0].source == "given, rlnTiltMin/rlnTiltMax"
 
 
-def test_tilt_range_of_mrc_files_is_unknown(tmp_path):
-    sources, star = tomogram_sources([write_mrc(tmp_path / "a.mrc", noise())])
-    assert shared_tilt_range(sources, star) == (None, None)
-    assert shared_tilt_range(sources, star, tilt_min=-60.0, tilt_max=60.0) == (-60.0, 60.0)
+def test_tilt_range_of_mrc_files_is_the_loud_default(tmp_path):
+    sources, _ = tomogram_sources([write_mrc(tmp_path / "a.mrc", noise())])
+    (r,) = tilt_ranges(sources)
+    assert (r.tilt_min, r.tilt_max) == DEFAULT_TILT_RANGE and r.default
+    assert "recorded nowhere" in r.source
+    (r,) = tilt_ranges(sources, tilt_min=-50.0, tilt_max=55.0)
+    assert (r.tilt_min, r.tilt_max, r.source, r.default) == (-50.0, 55.0, "given", False)
+    (r,) = tilt_ranges(sources, tilt_min=-50.0)
+    assert (r.tilt_min, r.tilt_max) == (-50.0, 60.0) and r.default
 
 
-def test_different_tilt_ranges_need_both_ends(tmp_path):
+def test_different_tilt_ranges_are_refused_unless_both_ends_are_given(tmp_path, one_line_error):
     for name in ("a.mrc", "b.mrc"):
         write_mrc(tmp_path / name, noise())
     rows = [
         {"rlnTomoName": "a.mrc", "rlnTiltMin": -54.0, "rlnTiltMax": 62.0},
         {"rlnTomoName": "b.mrc", "rlnTiltMin": -60.0, "rlnTiltMax": 60.0},
     ]
-    sources, star = tomogram_sources([star_of(tmp_path / "t.star", rows)])
-    with pytest.raises(InputError, match="different tilt ranges"):
-        shared_tilt_range(sources, star, tilt_min=-50.0)
-    assert shared_tilt_range(sources, star, tilt_min=-50.0, tilt_max=50.0) == (-50.0, 50.0)
+    sources, _ = tomogram_sources([star_of(tmp_path / "t.star", rows)])
+    assert [(r.tilt_min, r.tilt_max) for r in tilt_ranges(sources)] == [(-54, 62), (-60, 60)]
+    with pytest.raises(InputError) as info:
+        shared_tilt_range(tilt_ranges(sources, tilt_min=-50.0))
+    one_line_error(info, "different tilt ranges", "-50/60", "-50/62")
+    assert shared_tilt_range(tilt_ranges(sources, tilt_min=-50.0, tilt_max=50.0)) == (-50, 50)
+
+
+def test_an_upside_down_tilt_range_names_the_tomogram(tmp_path, one_line_error):
+    sources, _ = tomogram_sources([write_mrc(tmp_path / "a.mrc", noise())])
+    with pytest.raises(InputError) as info:
+        tilt_ranges(sources, tilt_min=70.0)
+    one_line_error(info, "a.mrc", "tilt_min 70", "tilt_max 60")
 
 
 # ------------------------------------------------------------------------------ volumes
@@ -67,7 +87,7 @@ def test_load_tomograms_reads_volumes_masks_and_the_first_voxel_size(tmp_path, c
     paths = [write_mrc(tmp_path / "a.mrc", a, 4.0), write_mrc(tmp_path / "b.mrc", b, 8.0)]
     write_mrc(tmp_path / "m.mrc", mask, 1.0)
     sources, _ = tomogram_sources(paths, masks=[tmp_path / "m.mrc", tmp_path / "m.mrc"])
-    with caplog.at_level(logging.WARNING, logger="cryogen.io.inputs"):
+    with caplog.at_level(logging.WARNING, logger="cryogen.io.training_set"):
         data = load_tomograms(sources)
     assert data.voxel_size == 4.0
     assert "b.mrc: voxel size 8 Å differs" in caplog.text
@@ -175,6 +195,6 @@ def test_tomogram_file_prefers_an_existing_deconvolved_tomogram(tmp_path, caplog
     a, b = tomogram_sources([star_of(tmp_path / "t.star", rows)])[0]
     assert tomogram_file(a) == tmp_path / "a.mrc"
     assert tomogram_file(a, deconvolved=True) == tmp_path / "a_deconv.mrc"
-    with caplog.at_level(logging.WARNING, logger="cryogen.io.inputs"):
+    with caplog.at_level(logging.WARNING, logger="cryogen.io.sources"):
         assert tomogram_file(b, deconvolved=True) == tmp_path / "b.mrc"
     assert "row 2: rlnDeconvTomoName" in caplog.text and "does not exist" in caplog.text

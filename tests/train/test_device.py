@@ -42,6 +42,9 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_makes_it_fast(
     monkeypatch.setattr(
         device_mod, "open", lambda *a, **k: io.StringIO("flags: avx2 fma"), raising=False
     )
+    device_mod.cpu_flags.cache_clear()
+    # AVX-512 without native bf16: the timed probe decides (here: as if bf16 were faster)
+    monkeypatch.setattr(device_mod, "bf16_speedup", lambda: 2.0)
     assert device_mod.cpu_has_fast_bf16() is fast
     assert device_mod.resolve_amp("auto", cpu) == (torch.bfloat16 if fast else None)
     caplog.clear()
@@ -52,4 +55,6 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_makes_it_fast(
     monkeypatch.setattr(
         device_mod, "open", lambda *a, **k: io.StringIO("flags: avx512_bf16"), raising=False
     )
+    device_mod.cpu_flags.cache_clear()
     assert device_mod.cpu_has_fast_bf16()
+    device_mod.cpu_flags.cache_clear()

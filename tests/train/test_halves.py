@@ -63,7 +63,7 @@ def test_the_target_is_the_other_half_only_where_it_was_measured(tmp_path, volum
     a, b = noisy_halves(volume)
     t = Trainer(tiny(method="isonet"), [(a + b) / 2], tmp_path, halves=[(a, b)])
     t.refill.update(0, 0.0)
-    mask = t.wedges.subtomogram
+    mask = t.wedges.subtomogram_for(0)
     t.refill.refill_one(0)
     before = t.refill.filled[1, 0].clone()
     g = torch.Generator().manual_seed(3)
@@ -97,7 +97,7 @@ def test_the_loss_at_the_truth_is_the_noise_floor(tmp_path, volume, tiny):
         [norm.apply(truth[z : z + t.data.size, y : y + t.data.size, x : x + t.data.size])
          for _, z, y, x in t.data.origins]
     )  # fmt: skip
-    mask = t.wedges.subtomogram
+    mask = t.wedges.subtomogram_for(0)
     for h in (0, 1):  # the true fill: the truth's missing wedge
         own = t.data.halves[h]
         t.refill.filled[h] = wedge_operator(own, mask) + sub_truth - wedge_operator(sub_truth, mask)

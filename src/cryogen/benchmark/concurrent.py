@@ -160,15 +160,20 @@ def run_methods_concurrently(
     for p in procs.values():
         p.start()
     collector = _Collector(procs, queue, tell, on_stage)
-    interrupted = False
+    interrupted, finished = False, False
     try:
         while collector.pending():
             msg = collector.next_message()
             if msg is not None:
                 collector.handle(msg)
+        finished = True
     except KeyboardInterrupt:
         interrupted = True  # the children got the signal too and write their checkpoints
     finally:
+        if not (finished or interrupted):  # this process is ending (SIGTERM, an error):
+            for p in procs.values():  # the children stop too, after their checkpoints
+                if p.is_alive():
+                    p.terminate()
         for p in procs.values():
             p.join(timeout=None if interrupted else 60)
             if p.is_alive():

@@ -157,6 +157,9 @@ def train_config(
         "tilt_max": s.tilt_max,
         "checkpoint_every": 10**9,
         "checkpoint_minutes": None,
+        # one thread per method: the methods compare on equal footing, and two of them at
+        # the same time take one core each
+        "threads": 1,
     }
     if s.steps is not None:
         over["steps"] = s.steps
@@ -166,7 +169,8 @@ def train_config(
         over["minutes"] = s.minutes
         if snapshots:
             over["checkpoint_minutes"] = s.minutes / s.curve_points
-    exact = dict(s.overrides)
+    # None is a value here (no snapshots by time), which overrides would drop
+    exact = {"checkpoint_minutes": over.pop("checkpoint_minutes"), **s.overrides}
     # a crop larger than a user-set subtomogram edge would be refused: follow the user's edge
     if "subtomo_size" in exact and "crop_size" not in exact:
         over["crop_size"] = min(int(over.get("crop_size", 64)), int(exact["subtomo_size"]))

@@ -12,11 +12,14 @@ import functools
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 
 from cryogen.cli.options import ADVICE, FLAGS
@@ -31,6 +34,24 @@ app = typer.Typer(
     help="CryoGEN-ET: restore the missing wedge of cryo-electron tomograms.",
 )
 err_console = Console(stderr=True)
+
+
+def _flags_take_no_value() -> None:
+    """Help shows no value type for a flag (Typer shows ``<bool>``, which reads as if
+    ``--overwrite true`` were expected)."""
+    option_class: Any = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option_class, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_take_no_value", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.flags_take_no_value = True  # type: ignore[attr-defined]
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,12 +90,45 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (CryogenError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            err_console.print(
-                f"[bold red]error:[/] {user_message(exc)}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(1) from None
+            message = user_message(exc)
+        except OSError as exc:  # a full disk, a vanished file system...
+            message = user_message(_os_error(exc))
+        except ValueError as exc:  # a value the command did not check itself
+            if logging.getLogger("cryogen").isEnabledFor(logging.INFO):  # --verbose
+                logging.getLogger(__name__).exception("the error's traceback:")
+            message = user_message(exc)
+        err_console.print(
+            f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error(exc: OSError) -> CryogenError:
+    """An ``OSError`` the library did not turn into a ``CryogenError``, as one line naming
+    the file (and, for a full disk, the device and its free space)."""
+    import errno
+    from pathlib import Path
+
+    from cryogen.io.files import write_error
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is not None:
+        return write_error(Path(str(exc.filename)), exc)
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return CryogenError(f"{where}{exc.strerror or exc}")
+
+
+_TERMINATED = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """``SIGTERM`` (Slurm's time limit, ``timeout``, ``docker stop``) ends a command the way
+    Ctrl-C does: Python unwinds, so temporary files are deleted and a training writes its
+    checkpoint first (the training loop installs its own handler for that)."""
+    global _TERMINATED
+    _TERMINATED = True
+    raise SystemExit(128 + signum)
 
 
 @app.callback()
@@ -99,47 +153,48 @@ def register(name: str, func: Callable[..., Any], **kwargs: Any) -> None:
 def _register_commands() -> None:
     """Every command, in the order ``cryogen --help`` lists them (one line each)."""
     from cryogen.cli.commands import (
+        benchmark,
         corrupt,
         deconv,
         evaluate,
         masks,
         phantom,
+        predict,
         prepare,
         reconstruct,
         show,
         simulate,
         train,
     )
+    from cryogen.cli.pairs import PairCommand
 
     register("phantom", phantom.phantom)
     register("corrupt", corrupt.corrupt)
     register("evaluate", evaluate.evaluate)
     register("show", show.show)
-    register("train", train.train)
-    # -- predict: begin
-    from cryogen.cli.commands import predict
-
+    register("train", train.train, cls=PairCommand)
     register("predict", predict.predict, help=predict.HELP)
-    # -- predict: end
     register("simulate", simulate.simulate)
     register("reconstruct", reconstruct.reconstruct)
-    register("prepare", prepare.prepare)
+    register("prepare", prepare.prepare, cls=PairCommand)
     register("deconv", deconv.deconv)
     register("make-mask", masks.make_mask)
-    # -- benchmark: begin
-    from cryogen.cli.commands import benchmark
-
     register("benchmark", benchmark.benchmark)
     register("demo", benchmark.demo)
-    # -- benchmark: end
 
 
 _register_commands()
 
 
 def main() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         err_console.print("interrupted")
         sys.exit(130)
+    except SystemExit:
+        if _TERMINATED:
+            err_console.print("terminated (SIGTERM); temporary files removed")
+        raise

@@ -73,6 +73,37 @@ TiltMin = Annotated[
 TiltMax = Annotated[
     float, option("tilt_max", "--tilt-max", help="Highest tilt angle of the tilt series, degrees.")
 ]
+#: The tilt range of each tomogram as the data record it (``None``: from the data).
+TiltMinFromData = Annotated[
+    float | None,
+    option(
+        "tilt_min",
+        "--tilt-min",
+        help="Lowest tilt angle, degrees, for every tomogram (default: each tomogram's own: "
+        "its STAR row, its RELION-5 tilt-series STAR file, or its .tlt/.aln file, given with "
+        "--tlt or found beside it; -60 with a warning where none records it).",
+        show_default=False,
+    ),
+]
+TiltMaxFromData = Annotated[
+    float | None,
+    option(
+        "tilt_max",
+        "--tilt-max",
+        help="Highest tilt angle, degrees (default: as --tilt-min; 60 with a warning).",
+        show_default=False,
+    ),
+]
+TiltFiles = Annotated[
+    list[Path] | None,
+    option(
+        "tilt_files",
+        "--tlt",
+        help="Tilt angles of the tomograms (IMOD .tlt, AreTomo .aln): one file for all, or "
+        "one per tomogram in order, repeatable (default: NAME.tlt or NAME.aln beside each).",
+        show_default=False,
+    ),
+]
 # ------------------------------------------------------------------------------ files
 Overwrite = Annotated[
     bool,
@@ -113,8 +144,7 @@ Threads = Annotated[
         "threads",
         "--threads",
         min=1,
-        help="CPU threads (default: torch's, which follows OMP_NUM_THREADS; training with the "
-        "cpu preset: 1).",
+        help="CPU threads (default: every CPU this process may use, or OMP_NUM_THREADS when set).",
         show_default=False,
     ),
 ]
@@ -155,6 +185,9 @@ SetValues = Annotated[
 ]
 
 # ------------------------------------------------------------------------------ CTF
+#: The microscope's defaults (kV, mm, fraction): :class:`cryogen.tomo.CTFParams`'s, repeated
+#: here so that the commands' help loads no torch (a test checks that they agree).
+DEFAULT_VOLTAGE, DEFAULT_CS, DEFAULT_AMPLITUDE_CONTRAST = 300.0, 2.7, 0.07
 Voltage = Annotated[
     float, option("voltage", "--voltage", min=1.0, help="Acceleration voltage, kV.")
 ]

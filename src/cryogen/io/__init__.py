@@ -1,4 +1,5 @@
-"""Reading and writing the files users bring: MRC volumes, IMOD ``.tlt``, STAR lists.
+"""Reading and writing the files users bring: MRC volumes, tilt angles (IMOD ``.tlt``,
+AreTomo ``.aln``, RELION-5 tilt-series STAR files), STAR lists.
 
 Every reader checks its input and raises ``InputError`` with one line naming the file and
 the problem; every writer writes to a temporary file beside the output and renames it when
@@ -23,6 +24,7 @@ from cryogen.io.mrc import (
     rotate_beam_z_to_y,
     write_volume,
 )
+from cryogen.io.relion import tilt_series_angles
 from cryogen.io.star import (
     AMPLITUDE_CONTRAST,
     CORRECTED_TOMO_NAME,
@@ -36,6 +38,7 @@ from cryogen.io.star import (
     RECONSTRUCTED_TOMOGRAM,
     TILT_MAX,
     TILT_MIN,
+    TILT_SERIES_STAR,
     TOMO_NAME,
     VOLTAGE,
     TomogramEntry,
@@ -48,7 +51,8 @@ from cryogen.io.star import (
     update_star_column,
     write_star,
 )
-from cryogen.io.tlt import read_tlt, write_tlt
+from cryogen.io.star_paths import project_dir, resolve_star_path
+from cryogen.io.tlt import find_tilt_file, read_aln, read_tilt_angles, read_tlt, write_tlt
 
 __all__ = [
     "AMPLITUDE_CONTRAST",
@@ -64,6 +68,7 @@ __all__ = [
     "RECONSTRUCTED_TOMOGRAM",
     "TILT_MAX",
     "TILT_MIN",
+    "TILT_SERIES_STAR",
     "TOMO_NAME",
     "VOLTAGE",
     "TomogramEntry",
@@ -73,10 +78,15 @@ __all__ = [
     "check_output_path",
     "create_volume_memmap",
     "derived_path",
+    "find_tilt_file",
     "is_star",
+    "project_dir",
+    "read_aln",
     "read_star",
     "rebase_paths",
     "relative_path",
+    "resolve_star_path",
+    "read_tilt_angles",
     "read_tlt",
     "read_volume",
     "rotate_beam_y_to_z",
@@ -84,6 +94,7 @@ __all__ = [
     "stem_of",
     "star_entries",
     "tomogram_sources",
+    "tilt_series_angles",
     "tomograms_from_star",
     "update_star_column",
     "write_star",

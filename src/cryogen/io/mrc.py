@@ -13,7 +13,10 @@ opening and the checks live in :mod:`cryogen.io.mrc_checks`.
 Writing never leaves half a file: data go to a hidden temporary file in the output folder
 (``.NAME.<pid>-<random>.tmp``), which is renamed over the final name with ``os.replace``
 only once complete; on any failure the temporary file is deleted and an existing output is
-left untouched.  An existing output is refused unless ``overwrite=True``.
+left untouched.  An existing output is refused unless ``overwrite=True``.  The file's size
+is checked against the free space of its disk and its blocks are allocated before any data
+are written (a full disk is a one-line ``OutputError``, never a ``SIGBUS`` mid-write), and
+data holding NaN or Inf are refused (``allow_nonfinite`` to write them anyway).
 """
 
 from __future__ import annotations
@@ -30,15 +33,17 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from cryogen.errors import InputError
+from cryogen.errors import InputError, OutputError
 from cryogen.io.files import atomic_output
 from cryogen.io.mrc_checks import (
+    HEADER_BYTES,
     MRC_EXTENSIONS,
     check_volume_shape,
     check_volume_values,
     chunks,
     open_mrc_data,
 )
+from cryogen.io.space import reserve_space
 
 __all__ = [
     "MRC_EXTENSIONS",
@@ -54,7 +59,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_WRITE_DTYPES = {"float32": (np.dtype(np.float32), 2), "float16": (np.dtype(np.float16), 12)}
+_WRITE_DTYPES: dict[str, tuple[np.dtype[Any], int]] = {
+    "float32": (np.dtype(np.float32), 2),
+    "float16": (np.dtype(np.float16), 12),
+}
 
 
 # ------------------------------------------------------------------------------ volumes
@@ -291,6 +299,13 @@ def _check_write_args(voxel_size: float, origin: Sequence[float], dtype: str) ->
         raise ValueError(f"dtype must be one of {sorted(_WRITE_DTYPES)}, got {dtype!r}")
 
 
+def _nonfinite_error(path: str | os.PathLike[str], data: np.ndarray) -> OutputError:
+    bad = sum(int(np.count_nonzero(~np.isfinite(data[sl]))) for sl in chunks(data.shape))
+    return OutputError(
+        f"{path}: not written: the result holds NaN or Inf in {bad} of {data.size} voxels"
+    )
+
+
 @contextmanager
 def create_volume_memmap(
     path: str | os.PathLike[str],
@@ -301,6 +316,8 @@ def create_volume_memmap(
     overwrite: bool = False,
     dtype: str = "float32",
     fill: float | None = None,
+    image_stack: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Iterator[np.memmap]:
     """Create an MRC volume on disk and yield its writable memory-mapped data.
 
@@ -325,6 +342,19 @@ def create_volume_memmap(
     fill
         Value written into every voxel first; ``None`` leaves the new file's contents
         unspecified (zeros on Linux, where the new file is sparse).
+    image_stack
+        Mark the file as a stack of 2D images (a tilt series: space group 0) instead of a
+        volume (space group 1).
+    allow_nonfinite
+        Write data that hold NaN or Inf; by default such data are an ``OutputError`` and
+        nothing is written under ``path``.
+
+    Raises
+    ------
+    OutputError
+        ``path`` exists (without ``overwrite``), is an unwritable place, or its disk has
+        too little free space for the file (checked, then allocated, before the data are
+        written: a full disk never becomes a ``SIGBUS`` mid-write); the data hold NaN/Inf.
 
     Yields
     ------
@@ -336,14 +366,21 @@ def create_volume_memmap(
         raise ValueError(f"shape must be (z, y, x) with positive sizes, got {shape}")
     _check_write_args(voxel_size, origin, dtype)
     np_dtype, mode = _WRITE_DTYPES[dtype]
-    with atomic_output(path, overwrite) as tmp:
-        mrc = mrcfile.new_mmap(tmp, shape, mrc_mode=mode, fill=fill)
+    nbytes = HEADER_BYTES + math.prod(shape) * np_dtype.itemsize
+    with atomic_output(path, overwrite, size=nbytes) as tmp:  # refused on a full disk
+        mrc = mrcfile.new_mmap(tmp, shape, mrc_mode=mode)
         try:
+            # the blocks now, so that a full disk is an error here and not a SIGBUS later
+            reserve_space(tmp, os.path.getsize(tmp), name=path)
+            if fill is not None:
+                mrc.data[...] = fill
+            if image_stack:
+                mrc.set_image_stack()
             _set_header(mrc, voxel_size, origin)
             yield mrc.data
             dmin, dmax, dmean, rms = header_stats(mrc.data)
-            if not all(math.isfinite(v) for v in (dmin, dmax, dmean, rms)):
-                logger.warning("%s: the written volume contains NaN or Inf", path)
+            if not allow_nonfinite and not all(math.isfinite(v) for v in (dmin, dmax, dmean, rms)):
+                raise _nonfinite_error(path, mrc.data)
             mrc.header.dmin, mrc.header.dmax = dmin, dmax
             mrc.header.dmean, mrc.header.rms = dmean, rms
         finally:
@@ -368,6 +405,8 @@ def write_volume(
     origin: Sequence[float] = (0.0, 0.0, 0.0),
     overwrite: bool = False,
     dtype: str = "float32",
+    image_stack: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Write a ``(z, y, x)`` volume as MRC, atomically.
 
@@ -386,6 +425,10 @@ def write_volume(
         Allow replacing an existing file.
     dtype
         ``"float32"`` (default, MRC mode 2) or ``"float16"`` (mode 12).
+    image_stack
+        Write a stack of 2D images ``(n, y, x)`` (a tilt series, space group 0).
+    allow_nonfinite
+        Write data that hold NaN or Inf (by default an ``OutputError``, nothing written).
 
     Returns
     -------
@@ -395,8 +438,9 @@ def write_volume(
     Raises
     ------
     OutputError
-        The output exists (without ``overwrite``) or its folder is missing or not writable;
-        nothing is written, no temporary file is left.
+        The output exists (without ``overwrite``), its folder is missing or not writable,
+        its disk is too full, or the data hold NaN/Inf; nothing is written, no temporary
+        file is left.
     ValueError
         ``data`` is not 3D or is complex, or a bad ``voxel_size``/``origin``/``dtype``.
     """
@@ -407,8 +451,9 @@ def write_volume(
         raise ValueError(f"cannot write complex data ({arr.dtype}) as a density")
     _check_write_args(voxel_size, origin, dtype)
     with create_volume_memmap(
-        path, arr.shape, voxel_size=voxel_size, origin=origin, overwrite=overwrite, dtype=dtype
-    ) as out:
+        path, arr.shape, voxel_size=voxel_size, origin=origin, overwrite=overwrite, dtype=dtype,
+        image_stack=image_stack, allow_nonfinite=allow_nonfinite,
+    ) as out:  # fmt: skip
         for sl in chunks(arr.shape):
             out[sl] = arr[sl]
     return Path(path)

@@ -3,8 +3,9 @@
 IsoNet2's ``tomograms.star`` (one ``data_`` block, one row per tomogram) is read as is:
 ``rlnTomoName`` holds the tomogram's file, missing values are written ``None``.  A RELION-5
 ``tomograms.star``, whose ``rlnTomoName`` is a bare name, is understood through its
-``rlnTomoReconstructedTomogram`` column.  Relative paths are resolved against the folder of
-the STAR file.
+``rlnTomoReconstructedTomogram`` column, and its tilt angles through the tilt-series STAR
+files it names (:mod:`cryogen.io.relion`).  Relative paths start from the project directory
+as RELION reads them, or from the STAR file's folder (:mod:`cryogen.io.star_paths`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import starfile
 
 from cryogen.errors import InputError
 from cryogen.io.files import atomic_output
+from cryogen.io.relion import TILT_SERIES_STAR, tilt_series_angles
+from cryogen.io.star_paths import (
+    relative_path,
+    resolve_star_path,
+    star_path_candidates,
+)
 
 __all__ = [
     "AMPLITUDE_CONTRAST",
@@ -35,6 +42,7 @@ __all__ = [
     "RECONSTRUCTED_TOMOGRAM",
     "TILT_MAX",
     "TILT_MIN",
+    "TILT_SERIES_STAR",
     "TOMO_NAME",
     "VOLTAGE",
     "TomogramEntry",
@@ -73,6 +81,7 @@ _PATH_COLUMNS = [
     HALF1,
     HALF2,
     RECONSTRUCTED_TOMOGRAM,
+    TILT_SERIES_STAR,
 ]
 _NUMBER_COLUMNS = [PIXEL_SIZE, DEFOCUS, VOLTAGE, CS, AMPLITUDE_CONTRAST, TILT_MIN, TILT_MAX]
 _MISSING = {"", "none", "<na>", "nan", "null"}
@@ -201,6 +210,9 @@ class TomogramEntry:
         they may be outputs), or ``None``.
     half1, half2
         IsoNet2 noise2noise halves resolved (exist), or ``None``.
+    tilt_source
+        Where ``tilt_min``/``tilt_max`` come from (``"rlnTiltMin/rlnTiltMax"``, or a
+        RELION-5 tilt-series STAR file and its column), or ``None``.
     """
 
     name: str
@@ -218,11 +230,7 @@ class TomogramEntry:
     corrected_path: Path | None = None
     half1: Path | None = None
     half2: Path | None = None
-
-
-def _resolve(base: Path, value: Any) -> Path:
-    p = Path(str(value).strip()).expanduser()
-    return p if p.is_absolute() else base / p
+    tilt_source: str | None = None
 
 
 def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
@@ -251,7 +259,7 @@ def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
         cols = ", ".join(map(str, frame.columns)) or "none"
         raise InputError(f"{src}: no {TOMO_NAME} column (columns: {cols})")
     return [
-        _StarRow(rec.to_dict(), i, f"{src}, row {i}", src.parent).entry()
+        _StarRow(rec.to_dict(), i, f"{src}, row {i}", src).entry()
         for i, (_, rec) in enumerate(frame.iterrows(), start=1)
     ]
 
@@ -259,12 +267,16 @@ def tomograms_from_star(path: str | os.PathLike[str]) -> list[TomogramEntry]:
 @dataclass(frozen=True)
 class _StarRow:
     """One row of a tomogram list: its values, its number, where it is (for messages), and
-    the folder its relative paths start from."""
+    the STAR file (its relative paths are resolved by :func:`resolve_star_path`)."""
 
     values: dict[str, Any]
     row: int
     where: str
-    base: Path
+    star: Path
+
+    @property
+    def base(self) -> Path:
+        return self.star.parent
 
     def number(self, col: str) -> float | None:
         value: Any = self.values.get(col)
@@ -282,14 +294,14 @@ class _StarRow:
         value = self.values.get(col)
         if _is_missing(value):
             return None
-        p = _resolve(self.base, value)
+        p = resolve_star_path(str(value), self.base)
         if not p.is_file():
             raise InputError(f"{self.where}: {col} {str(value)!r} does not exist ({p})")
         return p
 
     def optional(self, col: str) -> Path | None:
         value = self.values.get(col)
-        return None if _is_missing(value) else _resolve(self.base, value)
+        return None if _is_missing(value) else resolve_star_path(str(value), self.base)
 
     def tomogram(self) -> tuple[str, Path]:
         """The tomogram's name and file (``rlnTomoReconstructedTomogram`` when the name is
@@ -298,7 +310,7 @@ class _StarRow:
         if _is_missing(name_value):
             raise InputError(f"{self.where}: {TOMO_NAME} is empty")
         name = str(name_value)
-        tomo = _resolve(self.base, name)
+        tomo = resolve_star_path(name, self.base)
         if not tomo.is_file():
             alt = self.optional(RECONSTRUCTED_TOMOGRAM)
             if alt is not None and alt.is_file():
@@ -307,13 +319,29 @@ class _StarRow:
                 raise InputError(f"{self.where}: tomogram {name!r} does not exist ({tomo})")
         return name, tomo
 
+    def tilt_range(self, name: str) -> tuple[float | None, float | None, str | None]:
+        """``rlnTiltMin``/``rlnTiltMax`` (IsoNet2), else the range of the angles of the
+        tilt-series STAR file (RELION-5) or of a block ``data_<name>`` of this file
+        (RELION-4), with where it comes from."""
+        tmin, tmax = self.number(TILT_MIN), self.number(TILT_MAX)
+        if tmin is not None or tmax is not None:
+            return tmin, tmax, f"{TILT_MIN}/{TILT_MAX}"
+        series = self.existing(TILT_SERIES_STAR)
+        found = tilt_series_angles(series if series is not None else self.star, name,
+                                   required=series is not None)  # fmt: skip
+        if found is None:
+            return None, None, None
+        angles, column = found
+        where = f"{series.name if series is not None else self.star.name}, {column}"
+        return float(angles.min()), float(angles.max()), where
+
     def entry(self) -> TomogramEntry:
         where = self.where
         name, tomo = self.tomogram()
         pixel = self.number(PIXEL_SIZE)
         if pixel is not None and pixel <= 0:
             raise InputError(f"{where}: {PIXEL_SIZE} must be positive, got {pixel:g}")
-        tmin, tmax = self.number(TILT_MIN), self.number(TILT_MAX)
+        tmin, tmax, tilt_source = self.tilt_range(name)
         for col, t in ((TILT_MIN, tmin), (TILT_MAX, tmax)):
             if t is not None and abs(t) > 90:
                 raise InputError(f"{where}: {col} {t:g} is outside [-90, 90] degrees")
@@ -337,6 +365,7 @@ class _StarRow:
             corrected_path=self.optional(CORRECTED_TOMO_NAME),
             half1=self.existing(HALF1),
             half2=self.existing(HALF2),
+            tilt_source=tilt_source,
         )
 
 
@@ -346,22 +375,18 @@ def is_star(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() == ".star"
 
 
-def relative_path(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
-    """``path`` relative to ``folder`` when possible (portable STAR files), else absolute."""
-    try:
-        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
-    except ValueError:  # another drive (Windows)
-        return str(Path(path).resolve())
-
-
 def _rebase(value: Any, old: Path, new: Path, must_exist: bool = False) -> Any:
-    """A relative path of a STAR file in ``old`` rewritten for a STAR file in ``new``."""
+    """A relative path of a STAR file in ``old`` rewritten for a STAR file in ``new``: the
+    file it names there (:func:`resolve_star_path`), as a STAR file in ``new`` records it."""
     if _is_missing(value) or not isinstance(value, str):
         return value
     p = Path(value.strip()).expanduser()
-    if p.is_absolute() or (must_exist and not (old / p).exists()):
+    if p.is_absolute():
         return value
-    return relative_path(old / p, new)
+    found = [c for c in star_path_candidates(p, old) if c.exists()]
+    if must_exist and not found:
+        return value
+    return relative_path(found[0] if found else resolve_star_path(p, old), new)
 
 
 def rebase_paths(
@@ -369,7 +394,9 @@ def rebase_paths(
 ) -> pd.DataFrame:
     """The path columns of a STAR table written in folder ``old``, rewritten so that they
     resolve from a STAR file in folder ``new`` (absolute paths are kept; a RELION-5
-    ``rlnTomoName`` that names no file is a bare name and is kept too)."""
+    ``rlnTomoName`` that names no file is a bare name and is kept too).  Inside the project
+    directory both record paths from it (:mod:`cryogen.io.star_paths`), so only a path that
+    was written from the old STAR file's folder changes."""
     out = frame.copy()
     old_dir, new_dir = Path(old), Path(new)
     if old_dir.resolve() == new_dir.resolve():

@@ -60,14 +60,25 @@ class EnergySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    energy_arch: Literal["global", "local"] = Field(
+        "global",
+        description="E's head: global (features pooled over the input, then fully connected "
+        "layers: the paper's) or local (unpadded convolutions, stride 1 first, a score per "
+        "position of a 17-voxel receptive field, averaged: a texture critic)",
+    )
     energy_features: tuple[int, ...] = Field(
         (8, 16, 32, 32), min_length=1, max_length=6, description="E's conv widths (paper: four)"
     )
     energy_fc_features: tuple[int, ...] = Field(
-        (32, 16), min_length=0, max_length=4, description="E's hidden fully connected widths"
+        (32, 16),
+        min_length=0,
+        max_length=4,
+        description="E's hidden fully connected widths (local: of its per-position head)",
     )
     energy_norm: NormName = Field("none", description="E's normalisation")
-    energy_stride: int = Field(2, ge=1, le=4, description="stride of E's convolutions")
+    energy_stride: int = Field(
+        2, ge=1, le=4, description="stride of E's convolutions (local: of the 2nd and 3rd)"
+    )
     energy_spectral_norm: bool = Field(True, description="spectral normalisation of E's layers")
 
     @model_validator(mode="after")

@@ -36,10 +36,13 @@ def build_generator(config: GeneratorSettings) -> nn.Module:
 
 
 def build_energy(config: EnergySettings) -> nn.Module:
-    """The energy model (discriminator) ``E`` of ``config``, returning scores ``(B,)``."""
-    from cryogen.nets.energy import EnergyModel
+    """The energy model (discriminator) ``E`` of ``config``, returning scores ``(B,)``: global
+    (:class:`~cryogen.nets.energy.EnergyModel`) or local
+    (:class:`~cryogen.nets.energy.LocalEnergyModel`)."""
+    from cryogen.nets.energy import EnergyModel, LocalEnergyModel
 
-    return EnergyModel(
+    cls = LocalEnergyModel if config.energy_arch == "local" else EnergyModel
+    return cls(
         spatial_dims=3,
         in_channels=1,
         features=tuple(config.energy_features),

@@ -11,12 +11,15 @@ from torch import nn
 
 from cryogen.device import pick_device, resolve_amp
 from cryogen.errors import InputError
-from cryogen.model.checkpoint import find_checkpoint, load_checkpoint
+from cryogen.model.checkpoint import check_finite_weights, find_checkpoint, load_checkpoint
 from cryogen.model.config import GeneratorSettings
 from cryogen.model.factory import build_generator, memory_format
 from cryogen.model.normalisation import Normalisation
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["TILT_TOLERANCE", "LoadedModel", "load_model"]
+
+#: Degrees by which an input's tilt angle may differ from the one a model was trained for.
+TILT_TOLERANCE = 0.5
 
 
 @dataclass
@@ -49,6 +52,11 @@ class LoadedModel:
         normalised units (0 for a model trained without it).
     training : dict
         The training run's whole configuration, as saved.
+    half_sets : bool
+        Trained on half-sets (Noise2Noise): the model denoises as it fills the wedge.
+    tilt_ranges : list of (float, float)
+        The tilt ranges it was trained on: one, or several for a model over tomograms of
+        different ranges (``tilt_min``, ``tilt_max`` are then the run's setting).
     """
 
     generator: nn.Module
@@ -65,22 +73,38 @@ class LoadedModel:
     amp: torch.dtype | None
     sigma_g: float = 0.0
     training: dict[str, Any] = field(default_factory=dict)
+    half_sets: bool = False
+    tilt_ranges: list[tuple[float, float]] = field(default_factory=list)
+
+    def trained_ranges(self) -> list[tuple[float, float]]:
+        """The tilt ranges it was trained on (its one range for older checkpoints)."""
+        return self.tilt_ranges or [(self.tilt_min, self.tilt_max)]
 
     def check_tilt_range(
         self, tilt_min: float | None, tilt_max: float | None, where: str | None = None
-    ) -> None:
-        """Refuse input of another tilt range than the model was trained for.
+    ) -> tuple[float, float]:
+        """The tilt range of an input, refused unless the model was trained for it.
 
-        ``None`` for either angle accepts the model's; ``where`` names the input (a file,
-        a STAR row) in the message.
+        ``None`` for either angle takes the model's (for a model of one range); ``where``
+        names the input (a file, a STAR row) in the message.  A range within
+        :data:`TILT_TOLERANCE` degrees of a trained one counts as it (refined angles of a
+        ``.tlt`` differ by hundredths of a degree).  Returns the input's range.
         """
+        ranges = self.trained_ranges()
+        if (tilt_min is None or tilt_max is None) and len(ranges) > 1:
+            shown = ", ".join(f"[{a:g}, {b:g}]" for a, b in ranges)
+            raise InputError(
+                f"{where or 'the input'}: give its tilt range (tilt_min, tilt_max); "
+                f"{self.path} was trained on several: {shown}"
+            )
         want = (
-            self.tilt_min if tilt_min is None else float(tilt_min),
-            self.tilt_max if tilt_max is None else float(tilt_max),
+            ranges[0][0] if tilt_min is None else float(tilt_min),
+            ranges[0][1] if tilt_max is None else float(tilt_max),
         )
-        if abs(want[0] - self.tilt_min) <= 1e-6 and abs(want[1] - self.tilt_max) <= 1e-6:
-            return
-        trained = f"[{self.tilt_min:g}, {self.tilt_max:g}]"
+        for r in ranges:
+            if abs(want[0] - r[0]) <= TILT_TOLERANCE and abs(want[1] - r[1]) <= TILT_TOLERANCE:
+                return want
+        trained = ", ".join(f"[{a:g}, {b:g}]" for a, b in ranges)
         asked = f"[{want[0]:g}, {want[1]:g}]"
         if where is None:
             raise InputError(
@@ -121,7 +145,8 @@ def load_model(
     Raises
     ------
     InputError
-        Missing or unreadable checkpoint, or one that does not fit the request.
+        Missing or unreadable checkpoint, one whose weights hold NaN or Inf, or one that
+        does not fit the request.
     """
     dev = device if isinstance(device, torch.device) else pick_device(device)
     ckpt_path = find_checkpoint(path)
@@ -135,6 +160,7 @@ def load_model(
         weights = state["generator"]
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{ckpt_path}: incomplete checkpoint ({exc})") from None
+    check_finite_weights(ckpt_path, weights)
     if method is not None and method != ckpt_method:
         raise InputError(
             f"{ckpt_path}: trained with method {ckpt_method!r}, not the requested {method!r}"
@@ -161,6 +187,8 @@ def load_model(
         amp=resolve_amp(amp or "auto", dev),
         sigma_g=float(saved.get("sigma_g", 0.0)),
         training=saved,
+        half_sets=bool(state.get("half_sets", False)),
+        tilt_ranges=[(float(a), float(b)) for a, b in state.get("tilt_ranges") or []],
     )
     if tilt_min is not None or tilt_max is not None:
         model.check_tilt_range(tilt_min, tilt_max)

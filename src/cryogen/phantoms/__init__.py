@@ -22,18 +22,24 @@ Modules: ``shapes`` (sphere, prism), ``molecules`` (atomic-model densities), ``s
 (crowded scene), ``noise``, ``geometry`` (checks and rotations), ``registry``.
 """
 
-from cryogen.phantoms.geometry import random_rotation, rotate_volume
-from cryogen.phantoms.molecules import ribosome_map
-from cryogen.phantoms.noise import add_noise
+import importlib as _importlib
+from typing import Any as _Any
+
 from cryogen.phantoms.registry import PHANTOM_NAMES, PHANTOMS, Phantom, make_phantom
-from cryogen.phantoms.scene import crowded
-from cryogen.phantoms.shapes import (
-    paper_prism_thickness,
-    paper_sphere,
-    prism,
-    prism_set,
-    sphere,
-)
+
+#: name -> its module, loaded (with torch) on first use; the registry needs no torch.
+_LAZY = {
+    "random_rotation": "geometry",
+    "rotate_volume": "geometry",
+    "ribosome_map": "molecules",
+    "add_noise": "noise",
+    "crowded": "scene",
+    "paper_prism_thickness": "shapes",
+    "paper_sphere": "shapes",
+    "prism": "shapes",
+    "prism_set": "shapes",
+    "sphere": "shapes",
+}
 
 __all__ = [
     "PHANTOMS",
@@ -51,3 +57,15 @@ __all__ = [
     "rotate_volume",
     "sphere",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f"cryogen.phantoms.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cryogen.phantoms' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

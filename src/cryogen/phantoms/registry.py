@@ -7,20 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from cryogen.errors import InputError
-from cryogen.phantoms.geometry import check_positive
-from cryogen.phantoms.molecules import ribosome_map
-from cryogen.phantoms.scene import crowded
-from cryogen.phantoms.shapes import paper_prism_thickness, paper_sphere, prism
+
+if TYPE_CHECKING:
+    import torch
+
+# The builders import their modules (and torch) when called, so that the names and
+# defaults of the phantoms are known without torch (``cryogen --help``).
 
 __all__ = ["PHANTOMS", "PHANTOM_NAMES", "Phantom", "make_phantom"]
 
 #: ``builder(size, pixel_size, seed)``: ``size`` is ``None`` only for a phantom whose default
 #: size is ``None`` (the builder picks one that fits).
-Builder = Callable[[int | None, float, int], torch.Tensor]
+Builder = Callable[[int | None, float, int], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,27 @@ class Phantom:
 
 
 def _sphere(size: int | None, pixel_size: float, seed: int) -> torch.Tensor:
+    from cryogen.phantoms.shapes import paper_sphere
+
     return paper_sphere(140 if size is None else size)
 
 
 def _prism(size: int | None, pixel_size: float, seed: int) -> torch.Tensor:
+    from cryogen.phantoms.shapes import paper_prism_thickness, prism
+
     n = 96 if size is None else size
     return prism(n, paper_prism_thickness(n), seed=seed)
 
 
 def _ribosome(size: int | None, pixel_size: float, seed: int) -> torch.Tensor:
+    from cryogen.phantoms.molecules import ribosome_map
+
     return ribosome_map(pixel_size, size=size)
 
 
 def _crowded(size: int | None, pixel_size: float, seed: int) -> torch.Tensor:
+    from cryogen.phantoms.scene import crowded
+
     return crowded(128 if size is None else size, pixel_size, seed=seed)
 
 
@@ -135,6 +144,8 @@ def make_phantom(
     if pixel_size is None:
         voxel = phantom.pixel_size
     else:
+        from cryogen.phantoms.geometry import check_positive
+
         voxel = check_positive(pixel_size, "pixel_size")
     n = phantom.size if size is None else int(size)
     return phantom.builder(n, voxel, seed), voxel

@@ -11,14 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from cryogen.errors import InputError
-from cryogen.io import create_volume_memmap, read_volume, rotate_beam_y_to_z
+from cryogen.io import check_output_path, create_volume_memmap, read_volume, rotate_beam_y_to_z
+from cryogen.io.mrc_checks import HEADER_BYTES
+from cryogen.io.space import check_free_space
 from cryogen.model import LoadedModel
 from cryogen.predict.bounded_io import release
+from cryogen.predict.keep_measured import IN_MEMORY_BYTES_PER_VOXEL
 from cryogen.predict.options import PredictOptions
 from cryogen.predict.volume import predict_stream
 from cryogen.tiling import count_tiles
 
-__all__ = ["PredictionResult", "predict_file"]
+__all__ = ["PredictionResult", "disk_bytes", "predict_file"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ class PredictionResult:
     voxel_size: float
     seconds: float
     tiles: int
+
+
+def disk_bytes(shape: tuple[int, ...], options: PredictOptions, with_std: bool) -> int:
+    """Disk space a prediction of a ``(z, y, x)`` volume needs at its peak: the float32
+    output, the standard-deviation map, and the half spectrum that ``keep_measured``
+    keeps on disk when the volume does not fit ``options.max_memory``."""
+    nz, ny, nx = (int(n) for n in shape)
+    volume = HEADER_BYTES + 4 * nz * ny * nx
+    scratch = 0
+    if options.keep_measured and nz * ny * nx * IN_MEMORY_BYTES_PER_VOXEL > options.max_memory:
+        scratch = 8 * nz * ny * (nx // 2 + 1)  # complex64
+    return volume * (2 if with_std else 1) + scratch
 
 
 def predict_file(
@@ -74,17 +89,23 @@ def predict_file(
     InputError
         Unreadable input, NaN/Inf in it (the message names the file), bad options.
     OutputError
-        An output exists (without ``overwrite``) or cannot be written; nothing is left.
+        An output exists (without ``overwrite``), is the input, cannot be written, its disk
+        has too little free space for everything the prediction writes (checked before it
+        starts), or the prediction holds NaN/Inf; nothing is left.
     """
     options = options or PredictOptions()
     options.check()
     src, dst = Path(input_path), Path(output_path)
+    for p in (dst, std_path):
+        if p is not None:
+            check_output_path(p, overwrite, inputs=[src, model.path])
     vol = read_volume(src, beam_axis=beam_axis, pixel_size=pixel_size, check_values=False)
     file_shape, origin = vol.shape, vol.origin
     if beam_axis == "y":  # write in the file's own orientation: undo read_volume's rotation
         file_shape = (vol.shape[1], vol.shape[0], vol.shape[2])
         origin = (vol.origin[0], vol.origin[2], vol.origin[1])
     roi = options.tile_for(model.crop_size)
+    check_free_space(dst.parent, disk_bytes(file_shape, options, std_path is not None), dst)
 
     def create(stack: ExitStack, path: str | os.PathLike[str]) -> np.ndarray:
         mm = stack.enter_context(

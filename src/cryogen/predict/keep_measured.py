@@ -11,6 +11,7 @@ from contextlib import suppress
 import numpy as np
 import torch
 
+from cryogen.io.space import reserve_space
 from cryogen.predict.bounded_io import as_array, read_bounded, write_bounded
 from cryogen.predict.options import DEFAULT_MAX_MEMORY
 from cryogen.wedge import missing_wedge_mask, wedge_operator
@@ -105,6 +106,7 @@ def _out_of_core(
     nz, ny, nx = src.shape
     spec = np.memmap(scratch, dtype=np.complex64, mode="w+", shape=(nz, ny, nx // 2 + 1))
     try:
+        reserve_space(scratch, spec.nbytes)  # a full disk: an error now, not a SIGBUS later
         # 1. 2D FFT of every (y, x) plane of the difference
         step = _chunk(nz, ny * nx * 64, max_memory)
         for z0 in range(0, nz, step):

@@ -38,12 +38,17 @@ class PredictOptions:
     keep_measured : bool
         Replace the measured Fourier components of the prediction by the input's,
         ``T_M y + (1 - T_M) g(y)`` over the whole volume (:func:`keep_measured_fourier`);
-        with samples, applied to their mean.
+        with samples, applied to their mean.  Refused for a model trained on half-sets,
+        whose output is denoised where the input was measured too: keeping the input's
+        components there would bring its noise back.
     tta : bool
         Average each tile's prediction (each sample's) over the rotations that keep the
         model's wedge (:func:`tta_rotations`; 4 or 2 times the generator passes).
     max_memory : int
         Bytes the ``keep_measured`` step may use before it goes out of core.
+    tilt_range : (float, float) or None
+        The input's tilt range, degrees: its missing wedge for ``keep_measured`` and
+        ``tta``.  ``None``: the model's (a model trained on several ranges needs it).
     """
 
     tile: int | None = None
@@ -54,6 +59,7 @@ class PredictOptions:
     keep_measured: bool = False
     tta: bool = False
     max_memory: int = DEFAULT_MAX_MEMORY
+    tilt_range: tuple[float, float] | None = None
 
     def check(self) -> None:
         """Raise ``InputError`` for values that cannot work (whatever the model)."""

@@ -61,17 +61,21 @@ class PredictionPlan:
     star: Path | None = None
     star_out: Path | None = None
 
-    def check_files(self, overwrite: bool = False) -> None:
-        """Refuse a missing input or an existing output (without ``overwrite``), before any
-        work."""
+    def check_files(
+        self, overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
+    ) -> None:
+        """Refuse a missing input, an existing output (without ``overwrite``) and an output
+        that is an input (a tomogram, the STAR file, or one of ``inputs``: the model),
+        before any work."""
+        read = [j.input for j in self.jobs] + [self.star, *inputs]
         for job in self.jobs:
             if not job.input.is_file():
                 raise InputError(f"{job.input}: file not found")
             for p in (job.output, job.std):
                 if p is not None:
-                    check_output_path(p, overwrite)
+                    check_output_path(p, overwrite, inputs=read)
         if self.star_out is not None:
-            check_output_path(self.star_out, overwrite)
+            check_output_path(self.star_out, overwrite, inputs=read)
 
     def largest_first(self) -> list[Job]:
         """The jobs by decreasing input size (to share them over processes evenly)."""

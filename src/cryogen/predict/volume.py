@@ -35,10 +35,15 @@ __all__ = ["plane_seed", "predict_stream", "predict_volume", "tta_rotations"]
 logger = logging.getLogger(__name__)
 
 
-def tta_rotations(model: LoadedModel, tta: bool) -> tuple[int, ...]:
+def tta_rotations(
+    model: LoadedModel, tta: bool, tilt_range: tuple[float, float] | None = None
+) -> tuple[int, ...]:
     """The cube rotations a prediction averages over: the identity alone, or with ``tta``
-    every rotation that maps the model's missing wedge onto itself."""
-    return wedge_symmetries(model.tilt_min, model.tilt_max) if tta else (0,)
+    every rotation that maps the input's missing wedge (``tilt_range``, else the model's)
+    onto itself."""
+    if not tta:
+        return (0,)
+    return wedge_symmetries(*model.check_tilt_range(*(tilt_range or (None, None))))
 
 
 def plane_seed(seed: int, sample: int, plane: int) -> int:
@@ -134,13 +139,20 @@ def predict_stream(
     if std_out is not None and options.samples < 2:
         raise InputError("a standard-deviation map needs samples >= 2")
     roi = options.tile_for(model.crop_size)
+    tilt_min, tilt_max = model.check_tilt_range(*(options.tilt_range or (None, None)))
+    if options.keep_measured and model.half_sets:
+        raise InputError(
+            f"{model.path} was trained on half-sets: it denoises the measured region too, and "
+            "keep_measured would put the input's noise back into it (on the SNR 0.2 sphere "
+            "it cost 3.4 dB); predict without keep_measured"
+        )
     _predict_tiles(model, src, out, std_out, options, roi, progress, description)
     if options.keep_measured:
         how = keep_measured_fourier(
             src,
             out,
-            model.tilt_min,
-            model.tilt_max,
+            tilt_min,
+            tilt_max,
             max_memory=options.max_memory,
             scratch_dir=scratch_dir,
         )
@@ -164,7 +176,7 @@ def _predict_tiles(
     sigma = float(model.sigma_g) if options.samples > 1 else 0.0
     if options.samples > 1 and sigma == 0.0:
         logger.warning("the model's sigma_g is 0: the %d samples are identical", options.samples)
-    rotations = tta_rotations(model, options.tta)
+    rotations = tta_rotations(model, options.tta, options.tilt_range)
     logger.info(
         "streaming %s along axis %d: %d tiles of %d^3, %d sample(s), %d rotation(s) each",
         shape, ax, count_tiles(shape, roi, options.overlap), roi, options.samples, len(rotations),

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryogen.errors import InputError
+
 __all__ = ["make_mask", "gaussian_blur3d", "local_std"]
 
 logger = logging.getLogger(__name__)
@@ -150,8 +152,14 @@ def make_mask(
         raise ValueError(f"protein must be 'dark' or 'bright', got {protein!r}")
     nz, ny, nx = (int(s) for s in volume.shape)
     binned = _bin2(volume, device)
-    g = gaussian_blur3d(binned, patch_size / 2.0)
     size = 2 * patch_size + 1
+    if size > min(binned.shape):
+        raise InputError(
+            f"patch_size {patch_size} is too large for a tomogram of {(nz, ny, nx)}: its "
+            f"filters span {size} voxels of the 2x-binned tomogram {tuple(binned.shape)}; "
+            f"use at most {max(1, (min(binned.shape) - 1) // 2)}"
+        )
+    g = gaussian_blur3d(binned, patch_size / 2.0)
     keep = torch.ones_like(g, dtype=torch.bool)
     if density_percentage < 100.0:
         dens = -g if protein == "dark" else g

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cryogen.corrupt import check_tilt_range
 from cryogen.errors import InputError
 from cryogen.model.normalisation import Normalisation, as_numpy, compute_normalisation
 
@@ -114,6 +115,9 @@ class SubtomoDataset:
         Seed of the numpy generator drawing the origins and then the crops.
     device
         Where the subtomograms are kept (``(N, S, S, S)`` float32).
+    tilt_ranges
+        Optional tilt range of each volume ``(tilt_min, tilt_max)``, degrees: a run over
+        tomograms of different ranges gives every subtomogram its own wedge.
     halves
         Optional half-sets, one ``(half1, half2)`` pair per volume (the same specimen with
         independent noise, e.g. from the even and the odd frames), each of its volume's
@@ -142,10 +146,18 @@ class SubtomoDataset:
         seed: int = 0,
         device: torch.device | str = "cpu",
         halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
+        tilt_ranges: Sequence[tuple[float, float]] | None = None,
     ) -> None:
         if len(volumes) == 0:
             raise InputError("no training volumes given")
         _check_halves(volumes, halves)
+        if tilt_ranges is not None and len(tilt_ranges) != len(volumes):
+            raise InputError(f"{len(tilt_ranges)} tilt ranges given for {len(volumes)} volumes")
+        self.tilt_ranges = (
+            None if tilt_ranges is None else [(float(a), float(b)) for a, b in tilt_ranges]
+        )
+        for a, b in self.tilt_ranges or []:
+            check_tilt_range(a, b)
         if masks is not None and len(masks) != len(volumes):
             raise InputError(f"{len(masks)} masks given for {len(volumes)} volumes")
         shapes = []
@@ -210,6 +222,12 @@ class SubtomoDataset:
         offs = [tuple(int(self.rng.integers(0, hi + 1)) for _ in range(3)) for _ in idx]
         return idx, offs  # type: ignore[return-value]
 
+    def subtomogram_tilt_ranges(self) -> list[tuple[float, float]] | None:
+        """Each subtomogram's tilt range (its volume's), or None where not given."""
+        if self.tilt_ranges is None:
+            return None
+        return [self.tilt_ranges[v] for v, *_ in self.origins]
+
     def draw_halves(self, batch_size: int) -> list[int]:
         """Which half-set each sample's input comes from (0 or 1; its target is the other);
         drawn only for a dataset with half-sets."""
@@ -263,6 +281,7 @@ class SubtomoDataset:
 
     def state_dict(self) -> dict:
         return {
+            "tilt_ranges": self.tilt_ranges,
             "halves": self.halves is not None,
             "half_rng": self.half_rng.bit_generator.state,
             "rng": self.rng.bit_generator.state,
@@ -278,6 +297,11 @@ class SubtomoDataset:
             raise InputError(
                 "the training data differ from the checkpoint's (other subtomogram origins): "
                 "resume with the same volumes, seed and subtomogram settings"
+            )
+        if state.get("tilt_ranges") != self.tilt_ranges and "tilt_ranges" in state:
+            raise InputError(
+                f"the run was trained on tilt ranges {state['tilt_ranges']}, not "
+                f"{self.tilt_ranges}: resume it with the same tomograms and ranges"
             )
         if bool(state.get("halves", False)) != (self.halves is not None):
             had = "with" if state.get("halves") else "without"

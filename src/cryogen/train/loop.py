@@ -18,16 +18,25 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from cryogen import distributed
+from cryogen.errors import InputError
 from cryogen.model import Normalisation
 from cryogen.train.config import TrainConfig
 from cryogen.train.losses import RANK_MEANS, SHOWN_TERMS
 from cryogen.train.optim import Diverged
 from cryogen.train.run_dir import LOSSES_PNG, plot_losses
+from cryogen.train.run_lock import unlock_run_dir
+from cryogen.train.run_log import (
+    close_run_log,
+    describe_end,
+    describe_start,
+    losses_text,
+    run_log,
+)
 
 if TYPE_CHECKING:
     from cryogen.train.trainer import Trainer
 
-__all__ = ["ProgressBar", "StopRequest", "TrainResult", "run_training"]
+__all__ = ["ProgressBar", "StopRequest", "TrainResult", "budget_spent_message", "run_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +63,11 @@ class TrainResult:
     config : TrainConfig
     normalisation : Normalisation
     interrupted : bool
-        True when Ctrl-C (or the callback) stopped the run before its budget.
+        True when Ctrl-C, ``SIGTERM`` (or the callback) stopped the run before its budget.
     snapshots : list of Path
         The generator snapshots written by this call.
+    stopped_by : str or None
+        What stopped an interrupted run: ``"SIGINT"``, ``"SIGTERM"`` or ``"callback"``.
     """
 
     run_dir: Path
@@ -69,26 +80,38 @@ class TrainResult:
     normalisation: Normalisation
     interrupted: bool = False
     snapshots: list[Path] = field(default_factory=list)
+    stopped_by: str | None = None
 
 
 def run_training(trainer: Trainer, progress: bool, callback: Callback | None) -> TrainResult:
-    """Run ``trainer`` to its budget (or a stop request) and write the final checkpoint."""
+    """Run ``trainer`` to its budget (or a stop request) and write the final checkpoint;
+    ``run.log`` says how it went, and at the end the run folder is released."""
     t = trainer
+    if t.step > 0 and t.done():
+        raise InputError(f"{t.run_dir}: {budget_spent_message(t.cfg, t.step, t.elapsed)}")
+    log = run_log(t.run_dir)
+    log.write(*describe_start(t, resumed=t.step > 0))
+    log.started = True
+    session = time.perf_counter()
     t.networks.start_training()
     bar = ProgressBar(t.cfg, enabled=progress and t.dist.is_main)
-    with StopRequest(sigterm=t.dist.distributed) as stop, t.log.appending() as write:
+    with StopRequest() as stop, t.log.appending() as write:
         bar.start(t.step, t.elapsed)
         try:
             last_row, interrupted = _steps(t, bar, write, stop, callback)
         finally:
             bar.stop()
-    path = t.save()
+    path = _save(t, last_row)
     if interrupted:
         logger.warning("stopped at step %d; checkpoint %s (resume to continue)", t.step, path)
     if t.dist.is_main:
         plot_losses(t.log.path, t.run_dir / LOSSES_PNG)
     if not distributed.replicas_equal(t.networks.g, t.dist):
         logger.error("rank %d: the generator's replicas differ between ranks", t.dist.rank)
+    stopped_by = (stop.signal or "callback") if interrupted else None
+    log.write(*describe_end(t, stopped_by, time.perf_counter() - session))
+    close_run_log(t.run_dir)
+    unlock_run_dir(t.run_dir)
     t.networks.g.eval()
     return TrainResult(
         run_dir=t.run_dir,
@@ -101,7 +124,33 @@ def run_training(trainer: Trainer, progress: bool, callback: Callback | None) ->
         normalisation=t.data.normalisation,
         interrupted=interrupted,
         snapshots=list(t.snapshots),
+        stopped_by=stopped_by,
     )
+
+
+def budget_spent_message(config: TrainConfig, step: int, elapsed: float) -> str:
+    """Why a resumed run has nothing left to do, and how to train it longer."""
+    done = f"{step} steps, {elapsed / 60:.1f} minutes of training"
+    extend = []
+    if config.steps is not None:
+        extend.append(f"--steps above {step} (e.g. --steps {2 * step})")
+    if config.minutes is not None:
+        extend.append(f"--minutes above {elapsed / 60:.3g}")
+    return (
+        f"the run is finished: its budget is spent ({done}); to train it longer, resume "
+        f"with a larger budget: {' and '.join(extend)}"
+    )
+
+
+def _save(t: Trainer, row: dict[str, Any]) -> Path:
+    """``t.save()``, with a line in ``run.log`` (the step, its losses, the time it took)."""
+    start = time.perf_counter()
+    path = t.save()
+    run_log(t.run_dir).write(
+        f"step {t.step} ({t.elapsed / 60:.2f} min): {losses_text(row)}; checkpoint "
+        f"written in {time.perf_counter() - start:.2f} s"
+    )
+    return path
 
 
 def _steps(
@@ -138,7 +187,7 @@ def _steps(
             and t.elapsed - t.last_save >= 60.0 * cfg.checkpoint_minutes
         )
         if due and not t.done():
-            t.save()
+            _save(t, row)
             t_prev = time.perf_counter()  # checkpoint writing is not training time
         # under DDP only the agreed flag counts (a signal after the sync: next step)
         if stop_all or (stop.requested and not t.dist.distributed):
@@ -170,28 +219,35 @@ def _ask_callback(t: Trainer, callback: Callback, p: float, row: dict[str, float
 
 
 class StopRequest:
-    """Ctrl-C (and, with ``sigterm``, SIGTERM: torchrun and Slurm stop workers with it)
-    asks the run to stop after the current step; a second Ctrl-C stops at once.  Handlers
-    are installed only in the main thread, and restored on exit."""
+    """Ctrl-C and ``SIGTERM`` (what Slurm, ``timeout``, ``docker stop`` and torchrun send)
+    ask the run to stop after the current step, with a checkpoint; a second one stops at
+    once.  Handlers are installed only in the main thread, and restored on exit.
 
-    def __init__(self, *, sigterm: bool = False) -> None:
-        self.sigterm = sigterm
+    Attributes
+    ----------
+    requested : bool
+    signal : str or None
+        The signal that asked (``"SIGINT"``, ``"SIGTERM"``).
+    """
+
+    def __init__(self) -> None:
         self.requested = False
+        self.signal: str | None = None
         self._old: dict[int, Any] = {}
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.requested:  # second Ctrl-C: stop at once
+        if self.requested:  # the second one: stop at once
             raise KeyboardInterrupt
         self.requested = True
+        self.signal = signal.Signals(signum).name
         logger.warning(
-            "interrupt: writing a checkpoint after this step "
-            "(press Ctrl-C again to abort without it)"
+            "%s: writing a checkpoint after this step (send it again to abort without one)",
+            self.signal,
         )
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            signals = [signal.SIGINT] + ([signal.SIGTERM] if self.sigterm else [])
-            for s in signals:
+            for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._on_signal)
         return self
 

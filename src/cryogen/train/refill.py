@@ -26,6 +26,7 @@ from cryogen.rotations import rotation_mean
 from cryogen.train.config import TrainConfig
 from cryogen.train.data import SubtomoDataset
 from cryogen.train.networks import Networks
+from cryogen.train.wedges import Wedges
 from cryogen.wedge import wedge_operator, wedge_symmetries
 
 __all__ = ["Refill"]
@@ -38,8 +39,8 @@ class Refill:
     ----------
     config, data, networks
         The run's settings, subtomograms and generator.
-    wedge
-        The mask of ``T_M`` at the subtomograms' size.
+    wedges
+        The run's masks of ``T_M`` (each subtomogram's tilt range).
 
     Attributes
     ----------
@@ -57,12 +58,12 @@ class Refill:
         config: TrainConfig,
         data: SubtomoDataset,
         networks: Networks,
-        wedge: torch.Tensor,
+        wedges: Wedges,
     ) -> None:
         self.cfg = config
         self.data = data
         self.networks = networks
-        self.wedge = wedge
+        self.wedges = wedges
         self.filled: torch.Tensor | None = None
         self.round = -1
         self.next = 0
@@ -101,14 +102,15 @@ class Refill:
         g.eval()
         y = self.data.subtomos[i][None, None]
         cfg = self.cfg
-        rots = wedge_symmetries(cfg.tilt_min, cfg.tilt_max) if cfg.refill_tta else (0,)
+        rots = wedge_symmetries(*self.wedges.range_of(i)) if cfg.refill_tta else (0,)
         gy = rotation_mean(self._estimate, y, rots)
+        mask = self.wedges.subtomogram_for(i)
         if self.data.halves is None:
-            self.filled[i] = (wedge_operator(y - gy, self.wedge) + gy)[0, 0]
+            self.filled[i] = (wedge_operator(y - gy, mask) + gy)[0, 0]
         else:
             for h in (0, 1):
                 yh = self.data.halves[h, i][None, None]
-                self.filled[h, i] = (wedge_operator(yh - gy, self.wedge) + gy)[0, 0]
+                self.filled[h, i] = (wedge_operator(yh - gy, mask) + gy)[0, 0]
         g.train(was_training)
 
     def _estimate(self, v: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,24 @@ class ObjectiveSettings(BaseModel):
         "volume does not score zero there), or on the whole subtomogram with the estimate "
         "pasted into the refilled one (zero at the truth; consistency_target refilled)",
     )
+    crop_operator: Literal["hard", "tapered"] = Field(
+        "hard",
+        description="the T_M that E's real and fake crops and the data term's both sides go "
+        "through where adv_wedge / data_wedge is crop: hard, T_M on the crop's grid (paper; "
+        "biased on crops smaller than the volume: even the truth's fakes are told from real "
+        "crops), or tapered, T_M' of the crop times a cosine taper of crop_taper voxels, M' "
+        "the measured region less a guard band of wedge_guard Fourier pixels (measured "
+        "unbiased); on a whole volume hard is exact",
+    )
+    crop_taper: int = Field(
+        16, ge=0, le=256, description="crop_operator tapered: taper width at each face, voxels"
+    )
+    wedge_guard: float = Field(
+        3.0,
+        ge=0.0,
+        le=32.0,
+        description="crop_operator tapered: guard band along the missing wedge, Fourier pixels",
+    )
     gan_every: int = Field(
         1,
         ge=1,
@@ -142,6 +160,11 @@ class ObjectiveSettings(BaseModel):
                 "E must learn before its term acts on g"
             )
         _check_betas("d_betas", self.d_betas)
+        if self.crop_operator == "tapered" and not self.real_wedge:
+            raise ValueError(
+                "crop_operator 'tapered' puts real and fake crops through the same operator: "
+                "it needs real_wedge true"
+            )
         return self
 
     def adv_factor(self, progress: float) -> float:
@@ -276,9 +299,11 @@ class RunSettings(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto",
-        description="mixed precision; auto: bf16 on CUDA and on AVX-512 CPUs, else float32",
+        description="mixed precision; auto: bf16 on CUDA and where the CPU runs it faster",
     )
-    threads: int | None = Field(1, ge=1, le=1024, description="CPU threads (None: torch default)")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads (None: all available, or OMP_NUM_THREADS)"
+    )
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
     checkpoint_minutes: float | None = Field(
         1.0, gt=0.0, description="also checkpoint after this many minutes of training"

@@ -259,6 +259,8 @@ def checkpoint_meta(t: Trainer) -> dict[str, Any]:
         "step": int(t.step),
         "elapsed_s": float(t.elapsed),
         "world_size": int(t.dist.world_size),
+        "half_sets": t.data.halves is not None,
+        "tilt_ranges": [list(r) for r in t.wedges.ranges],
     }
 
 

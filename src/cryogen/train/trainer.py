@@ -24,7 +24,7 @@ from cryogen.train.methods import METHODS, Batch, RunParts, Wedges, draw_batch
 from cryogen.train.networks import Networks
 from cryogen.train.optim import Optimisers
 from cryogen.train.refill import Refill
-from cryogen.train.run_dir import LOSSES_CSV, LossLog, open_run_dir, write_config
+from cryogen.train.run_dir import LOSSES_CSV, LossLog, guard_run_dir, open_run_dir, write_config
 from cryogen.train.state import (
     RunSeeds,
     checkpoint_meta,
@@ -69,9 +69,12 @@ class Trainer:
         overwrite: bool = False,
         dist: distributed.DistContext | None = None,
         halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
+        tilt_ranges: Sequence[tuple[float, float]] | None = None,
+        inputs: Sequence[str] = (),
     ) -> None:
         self.cfg = cfg = config
         self.run_dir = Path(run_dir)
+        self.inputs = [str(s) for s in inputs]  # the files trained on, for run.log
         self.voxel_size = float(voxel_size)
         # torchrun: this rank's place in the job (rank 0 of 1 otherwise) and its device
         self.dist = dist or distributed.DistContext(device=pick_device(cfg.device))
@@ -83,13 +86,13 @@ class Trainer:
         )
         seed_globals(cfg.seed)  # model initialisation, dropout
         seeds = run_seeds(cfg.seed, self.dist.rank)
-        self.data = self._dataset(volumes, masks, ckpt, seeds, halves)
+        self.data = self._dataset(volumes, masks, ckpt, seeds, halves, tilt_ranges)
         self.streams = seeds.streams
         method = METHODS[cfg.method]
         self.networks = Networks(cfg, self.device, self.amp, with_energy=method.uses_energy(cfg))
         self.optimisers = Optimisers(cfg, self.networks)
         self.wedges = Wedges.for_run(cfg, self.data, self.device)
-        self.refill = Refill(cfg, self.data, self.networks, self.wedges.subtomogram)
+        self.refill = Refill(cfg, self.data, self.networks, self.wedges)
         self.method = method(
             RunParts(
                 cfg,
@@ -116,7 +119,7 @@ class Trainer:
         distributed.barrier(self.dist, "the run folder checks")  # before rank 0 writes there
         if self.dist.is_main:  # only rank 0 writes files
             self.log.start(resumed=ckpt is not None, step=self.step)
-            write_config(self.run_dir, cfg)
+            write_config(self.run_dir, cfg, device=self.device, amp=self.amp)
 
     def _dataset(
         self,
@@ -125,6 +128,7 @@ class Trainer:
         ckpt: dict[str, Any] | None,
         seeds: RunSeeds,
         halves: Sequence[tuple[ArrayLike, ArrayLike]] | None,
+        tilt_ranges: Sequence[tuple[float, float]] | None,
     ) -> SubtomoDataset:
         cfg = self.cfg
         norm = Normalisation.from_dict(ckpt["normalisation"]) if ckpt else None
@@ -141,6 +145,7 @@ class Trainer:
             seed=seeds.data,
             device=self.device,
             halves=halves,
+            tilt_ranges=tilt_ranges,
         )
         if seeds.crops is not None:  # rank r > 0: its own crops of the same subtomograms
             data.reseed(seeds.crops)
@@ -160,9 +165,7 @@ class Trainer:
         """The method's work due before step ``step + 1`` (refills), then its batch; the
         values that work logs."""
         row = self.method.before_batch(self.step, progress)
-        batch = draw_batch(
-            self.data, self.streams, self.step, self.cfg.batch_size, self.wedges.crop
-        )
+        batch = draw_batch(self.data, self.streams, self.step, self.cfg.batch_size, self.wedges)
         return batch, row
 
     def training_step(self, progress: float) -> dict[str, float]:
@@ -242,6 +245,8 @@ def train(
     progress: bool = True,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     halves: Sequence[tuple[ArrayLike, ArrayLike]] | None = None,
+    tilt_ranges: Sequence[tuple[float, float]] | None = None,
+    inputs: Sequence[str] = (),
 ) -> TrainResult:
     """Train a generator on wedge-corrupted volumes (CryoGEN or the IsoNet-style baseline).
 
@@ -277,6 +282,14 @@ def train(
         volume's shape, with independent noise; ``volumes[i]`` is then typically their
         mean.  Each step's input is made from one half and its loss compares against the
         other, so the network learns the signal and not the noise.
+    tilt_ranges
+        Optional ``(tilt_min, tilt_max)`` of each volume, degrees, for one model over
+        tomograms of different tilt ranges: every subtomogram keeps its own wedge (the
+        config's range is then not used).  The checkpoints record the ranges; a prediction
+        gives each tomogram its own.
+    inputs
+        The files the volumes come from (one line each, e.g. ``"TS_01.mrc (mask
+        TS_01_mask.mrc)"``), listed in ``run.log``.
 
     Returns
     -------
@@ -300,7 +313,7 @@ def train(
     :mod:`cryogen.distributed`.
     """
     # under torchrun: join the job (DDP over the ranks, only rank 0 writes); else a no-op
-    with distributed.session(config.device) as ctx:
+    with distributed.session(config.device) as ctx, guard_run_dir(run_dir):
         trainer = Trainer(
             config,
             volumes,
@@ -311,5 +324,7 @@ def train(
             overwrite=overwrite,
             dist=ctx,
             halves=halves,
+            tilt_ranges=tilt_ranges,
+            inputs=inputs,
         )
         return trainer.run(progress, callback)

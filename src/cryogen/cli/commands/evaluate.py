@@ -19,6 +19,7 @@ from cryogen.errors import InputError
 __all__ = ["evaluate", "print_scores"]
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def print_scores(scores: dict[str, Any], title: str) -> None:
@@ -64,16 +65,24 @@ def evaluate(
 ) -> None:
     """Score a volume against the truth: PSNR, SSIM (global and windowed), wedge correlation,
     resolution along z and x from conical FSC."""
+    from cryogen.corrupt import check_tilt_range
     from cryogen.io import check_output_path, read_volume, write_json
     from cryogen.metrics import evaluate as run_evaluate
 
     if json_out is not None:
-        check_output_path(json_out, overwrite)
+        check_output_path(json_out, overwrite, inputs=[prediction, truth])
+    check_tilt_range(tilt_min, tilt_max)
     pred = read_volume(prediction, check_values=True)
     gt = read_volume(truth, check_values=True)
     if pred.data.shape != gt.data.shape:
         raise InputError(
             f"{prediction}: shape {pred.data.shape} differs from the truth {truth}: {gt.data.shape}"
+        )
+    if abs(pred.voxel_size - gt.voxel_size) > 1e-3 * gt.voxel_size:
+        err_console.print(
+            f"[yellow]warning:[/] {prediction} has voxel size {pred.voxel_size:.4g} Å, the "
+            f"truth {gt.voxel_size:.4g} Å; resolutions are in the truth's",
+            highlight=False,
         )
     with console.status("scoring"):
         scores = run_evaluate(

@@ -14,6 +14,7 @@ from cryogen.cli.options import (
     OutputDir,
     Overwrite,
     Protein,
+    option,
     output_option,
 )
 
@@ -65,7 +66,8 @@ ZCrop = Annotated[
 ]
 PatchSize = Annotated[
     int,
-    typer.Option(
+    option(
+        "patch_size",
         "--patch-size",
         min=1,
         help="Half-width of the local filters, voxels of the 2x-binned tomogram.",
@@ -113,7 +115,7 @@ def make_mask(
     dev = pick_device(device)
     plan = output_plan(input, "_mask", output=output, output_dir=output_dir)
     sources = [tomogram_file(t.source, deconvolved=use_deconv) for t in plan.tasks]
-    plan.check(overwrite)
+    plan.check(overwrite, inputs=sources)
     for t, src in zip(plan.tasks, sources, strict=True):
         with console.status(f"making the mask of {src.name}"):
             cover = mask_file(

@@ -36,7 +36,7 @@ PhantomPixelSize = Annotated[
     typer.Option("--pixel-size", min=0.1, help=f"Voxel size in Å (default: {_PIXELS})."),
 ]
 PhantomSeed = Annotated[
-    int, typer.Option("--seed", help="Random seed (prism orientation, crowded scene).")
+    int, typer.Option("--seed", min=0, help="Random seed (prism orientation, crowded scene).")
 ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,8 +39,8 @@ HELP = (
     "Memory stays bounded whatever the tomogram's size: the input is memory-mapped and read "
     "slab by slab, and the output is written slab by slab into a memory-mapped MRC that "
     "appears under its name only when complete. Outputs keep the input's voxel size, origin, "
-    "orientation and intensity scale. CPU threads default to torch's, which follows "
-    "OMP_NUM_THREADS."
+    "orientation and intensity scale. CPU threads default to every CPU available "
+    "(OMP_NUM_THREADS when set)."
 )
 
 # ------------------------------------------------------------------------------ options
@@ -121,7 +123,8 @@ KeepMeasured = Annotated[
         "--keep-measured",
         help="Keep the input's measured Fourier components exactly and take only the "
         "missing wedge from the model (whole-volume FFT; out of core on disk for large "
-        "volumes) (default: off).",
+        "volumes) (default: off). Refused for a model trained on half-sets: its output is "
+        "denoised where the input was measured too, and this would put the noise back.",
     ),
 ]
 Tta = Annotated[
@@ -195,7 +198,8 @@ def predict(
     options.check()
     setup_threads(threads)
     plan = plan_outputs(inputs, output, samples=samples, pixel_size=pixel_size)
-    plan.check_files(overwrite)
+    plan.check_files(overwrite, inputs=[model_path])
+    _check_inputs(plan.jobs, beam_axis)  # a bad tomogram fails before the model loads
     with distributed.session(device) as ctx:
         model = load_model(
             model_path,
@@ -205,8 +209,7 @@ def predict(
             method=method.value if method else None,
         )
         options.tile_for(model.crop_size)
-        for job in plan.jobs:
-            model.check_tilt_range(*job.tilt, job.where)
+        ranges = {job.output: _input_range(model, job, tilt_min, tilt_max) for job in plan.jobs}
         if ctx.is_main:
             console.print(
                 f"model {model.path} ({model.method}, step {model.step}, tilt "
@@ -217,9 +220,11 @@ def predict(
         distributed.barrier(ctx, "output checks")
         for job in distributed.shard(plan.largest_first()):
             _warn_voxel_size(model, job, beam_axis)
+            job_options = replace(options, tilt_range=ranges[job.output])
             res = predict_file(
-                model, job.input, job.output, options, std_path=job.std, beam_axis=beam_axis,
-                pixel_size=job.pixel_size, overwrite=overwrite, progress=not quiet,
+                model, job.input, job.output, job_options, std_path=job.std,
+                beam_axis=beam_axis, pixel_size=job.pixel_size, overwrite=overwrite,
+                progress=not quiet,
             )  # fmt: skip
             extra = f" and {res.std}" if res.std is not None else ""
             rate = math.prod(res.shape) / max(res.seconds, 1e-9)
@@ -231,6 +236,24 @@ def predict(
         distributed.barrier(ctx, "all tomograms predicted")
         if ctx.is_main and plan.write_star(overwrite) is not None:
             console.print(f"wrote {plan.star_out}", highlight=False)
+
+
+def _input_range(
+    model: LoadedModel, job: Job, tilt_min: float | None, tilt_max: float | None
+) -> tuple[float, float]:
+    """A tomogram's tilt range: recorded with it (STAR row, ``.tlt``), else the flags, else
+    the model's; refused unless the model was trained for it."""
+    t0 = job.tilt[0] if job.tilt[0] is not None else tilt_min
+    t1 = job.tilt[1] if job.tilt[1] is not None else tilt_max
+    return model.check_tilt_range(t0, t1, job.where)
+
+
+def _check_inputs(jobs: Sequence[Job], beam_axis: str) -> None:
+    """Read every input's header (an MRC volume with a voxel size), before any model loads."""
+    from cryogen.io import read_volume
+
+    for job in jobs:
+        read_volume(job.input, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False)
 
 
 def _warn_voxel_size(model: LoadedModel, job: Job, beam_axis: str) -> None:

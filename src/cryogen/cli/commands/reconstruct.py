@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -99,12 +100,13 @@ def reconstruct(
     tomogram, chunked along the tilt axis so memory stays bounded."""
     from cryogen.device import pick_device
     from cryogen.io import check_output_path, create_volume_memmap, derived_path
+    from cryogen.io.space import format_bytes
     from cryogen.tomo import reconstruct_wbp
     from cryogen.tomo.files import read_tilt_series
 
     out = output if output is not None else derived_path(tilt_series, "_rec")
-    check_output_path(out, overwrite)
     tlt_path = tlt if tlt is not None else derived_path(tilt_series, "", ".tlt")
+    check_output_path(out, overwrite, inputs=[tilt_series, tlt_path])
     if tlt is None and not tlt_path.exists():
         raise InputError(f"no --tlt given and {tlt_path} does not exist")
     dev = pick_device(device)
@@ -118,8 +120,11 @@ def reconstruct(
     )
     shape = series.tomogram_shape(thickness)
     angles, voxel = series.angles, series.pixel_size
+    size = format_bytes(4 * math.prod(shape))  # float32; refused beyond the disk's free space
     with (
-        console.status(f"reconstructing {'x'.join(map(str, shape))} from {len(angles)} tilts"),
+        console.status(
+            f"reconstructing {'x'.join(map(str, shape))} ({size}) from {len(angles)} tilts"
+        ),
         create_volume_memmap(out, shape, voxel_size=voxel, overwrite=overwrite) as mm,
     ):
         reconstruct_wbp(
@@ -131,6 +136,6 @@ def reconstruct(
             device=dev,
         )
     console.print(
-        f"wrote {out}  shape (z, y, x) {shape}  voxel size {voxel:.4g} Å  "
+        f"wrote {out}  shape (z, y, x) {shape} ({size})  voxel size {voxel:.4g} Å  "
         f"({len(angles)} tilts {angles.min():g}..{angles.max():g} deg)"
     )

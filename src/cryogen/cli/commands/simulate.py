@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 
 from cryogen.cli.options import (
+    DEFAULT_AMPLITUDE_CONTRAST,
+    DEFAULT_CS,
+    DEFAULT_VOLTAGE,
     AmplitudeContrast,
     Cs,
     Device,
@@ -22,7 +25,6 @@ from cryogen.cli.options import (
     output_option,
 )
 from cryogen.errors import InputError
-from cryogen.tomo.ctf import CTFParams
 
 __all__ = ["simulate"]
 
@@ -84,9 +86,9 @@ def simulate(
     dose: Dose = None,
     snr: Snr = None,
     defocus: Defocus = None,
-    voltage: Voltage = CTFParams.voltage,
-    cs: Cs = CTFParams.cs,
-    amplitude_contrast: AmplitudeContrast = CTFParams.amplitude_contrast,
+    voltage: Voltage = DEFAULT_VOLTAGE,
+    cs: Cs = DEFAULT_CS,
+    amplitude_contrast: AmplitudeContrast = DEFAULT_AMPLITUDE_CONTRAST,
     seed: NoiseSeed = 0,
     pixel_size: PixelSize = None,
     device: Device = "auto",
@@ -99,12 +101,12 @@ def simulate(
     from cryogen.corrupt import check_tilt_range
     from cryogen.device import pick_device
     from cryogen.io import check_output_path, derived_path, read_volume, write_tlt, write_volume
-    from cryogen.tomo import simulate_tilt_series, tilt_angles
+    from cryogen.tomo import CTFParams, simulate_tilt_series, tilt_angles
     from cryogen.tomo.microscope import defocus_angstrom
 
     tlt = derived_path(output, "", ".tlt")
-    check_output_path(output, overwrite)
-    check_output_path(tlt, overwrite)
+    check_output_path(output, overwrite, inputs=[volume])
+    check_output_path(tlt, overwrite, inputs=[volume])
     check_tilt_range(tilt_min, tilt_max)
     vol = read_volume(volume, pixel_size=pixel_size)
     if min(vol.shape[0], vol.shape[2]) < 2:
@@ -118,7 +120,9 @@ def simulate(
         ts = simulate_tilt_series(
             x, angles, pixel_size=vol.voxel_size, ctf_params=params, dose=dose, snr=snr, seed=seed
         )
-    write_volume(output, ts.cpu().numpy(), voxel_size=vol.voxel_size, overwrite=overwrite)
+    write_volume(
+        output, ts.cpu().numpy(), voxel_size=vol.voxel_size, overwrite=overwrite, image_stack=True
+    )
     write_tlt(tlt, angles, overwrite=overwrite)
     extras = [
         f"CTF at {defocus:g} µm" if params is not None else "",

@@ -1,7 +1,14 @@
-"""``cryogen train``: train a generator on wedge-corrupted tomograms."""
+"""``cryogen train``: train a generator on wedge-corrupted tomograms.
+
+Before training it says, per tomogram, which file it trains on (a deconvolved map where the
+STAR file lists one), its shape and its tilt range with where that comes from; a range
+recorded nowhere is the default, with a warning.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,32 +24,43 @@ from cryogen.cli.options import (
     Quiet,
     SetValues,
     Threads,
+    TiltFiles,
+    TiltMaxFromData,
+    TiltMinFromData,
     check_beam_axis,
     minutes_option,
     output_option,
     parse_set_options,
     steps_option,
-    tilt_max_option,
-    tilt_min_option,
 )
+from cryogen.cli.pairs import halves_option, pairs
 from cryogen.errors import InputError
 
 if TYPE_CHECKING:
+    from cryogen.io.inputs import LoadedTomograms, TomogramSource
     from cryogen.train import TrainConfig, TrainResult
 
 __all__ = ["train"]
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 # ------------------------------------------------------------------------------ options
-TiltMin = Annotated[
-    float | None,
-    tilt_min_option("Lowest tilt angle, degrees (default: the STAR file's, else -60)."),
+Halves = Annotated[
+    list[Path] | None,
+    halves_option(
+        "The two half-sets (even/odd frames or tilts) of a tomogram, repeatable, one pair "
+        "per tomogram in order; without tomograms, each is the mean of its pair."
+    ),
 ]
-TiltMax = Annotated[
-    float | None,
-    tilt_max_option("Highest tilt angle, degrees (default: the STAR file's, else 60)."),
+NoDeconv = Annotated[
+    bool,
+    typer.Option(
+        "--no-deconv",
+        help="Train on rlnTomoName even where the STAR file lists a CTF-deconvolved map "
+        "(rlnDeconvTomoName, used by default).",
+    ),
 ]
 Steps = Annotated[
     int | None,
@@ -55,9 +73,10 @@ Minutes = Annotated[
     minutes_option("Training budget in minutes of wall-clock time (default: the preset's)."),
 ]
 Tomograms = Annotated[
-    list[Path],
+    list[Path] | None,
     typer.Argument(
-        help="Tomograms (MRC, one or more) or one STAR file listing them.",
+        help="Tomograms (MRC, one or more) or one STAR file listing them (RELION-5 or "
+        "IsoNet2 columns).",
         show_default=False,
     ),
 ]
@@ -132,10 +151,13 @@ RunOverwrite = Annotated[
 
 # ------------------------------------------------------------------------------ command
 def train(
-    tomograms: Tomograms,
     output: Output,
-    tilt_min: TiltMin = None,
-    tilt_max: TiltMax = None,
+    tomograms: Tomograms = None,
+    tilt_min: TiltMinFromData = None,
+    tilt_max: TiltMaxFromData = None,
+    tilt_files: TiltFiles = None,
+    halves: Halves = None,
+    no_deconv: NoDeconv = False,
     method: MethodOption = None,
     preset: PresetOption = None,
     steps: Steps = None,
@@ -157,18 +179,35 @@ def train(
 ) -> None:
     """Train a generator on wedge-corrupted tomograms (CryoGEN, or the IsoNet baseline)."""
     from cryogen import distributed
-    from cryogen.io import tomogram_sources
-    from cryogen.io.inputs import load_tomograms, shared_tilt_range
+    from cryogen.io.inputs import load_tomograms, shared_tilt_range, tomogram_sources
     from cryogen.train import TrainConfig
     from cryogen.train import train as run_training
 
     check_beam_axis(beam_axis)
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
-    sources, star = tomogram_sources(tomograms, masks=masks)
-    t0, t1 = shared_tilt_range(sources, star, tilt_min=tilt_min, tilt_max=tilt_max)
-    data = load_tomograms(sources, beam_axis=beam_axis, pixel_size=pixel_size)
+    sources, _ = tomogram_sources(
+        tomograms or [], masks=masks, tilt_files=tilt_files, halves=pairs(halves)
+    )
+    data = load_tomograms(
+        sources, beam_axis=beam_axis, pixel_size=pixel_size, deconvolved=not no_deconv,
+        tilt_min=tilt_min, tilt_max=tilt_max,
+    )  # fmt: skip
+    if distributed.is_main():
+        _print_inputs(data, sources)
+    extra = _library_inputs(data, _run_log_inputs(data, sources))
+    # one range for all, unless the library takes one per tomogram
+    t0, t1 = data.tilt_ranges[0] if "tilt_ranges" in extra else shared_tilt_range(data.tilts)
     file, exact = _config_file(config, parse_set_options(set_), output if resume else None)
+    if file is not None and resume and config is None:
+        # config.json records what the run resolved (this machine's device, precision,
+        # threads); a resumed run decides them again for the machine it runs on
+        for key in ("device", "amp", "threads"):
+            exact.setdefault(key, "auto" if key != "threads" else None)
+        if device is not None:
+            exact["device"] = device
+        if threads is not None:
+            exact["threads"] = threads
     overrides: dict[str, Any] = {
         "tilt_min": t0,
         "tilt_max": t1,
@@ -186,20 +225,81 @@ def train(
         if distributed.is_main():
             _print_dry_run(cfg)
         return
-    result = run_training(
-        cfg,
-        data.volumes,
-        output,
-        voxel_size=data.voxel_size,
-        masks=data.masks,
-        resume=resume,
-        overwrite=overwrite,
-        progress=not quiet,
-    )
+    if distributed.is_main():
+        _print_threads(cfg)
+    try:
+        result = run_training(
+            cfg, data.volumes, output, voxel_size=data.voxel_size, masks=data.masks,
+            resume=resume, overwrite=overwrite, progress=not quiet, **extra,
+        )  # fmt: skip
+    except InputError as exc:
+        raise named_volumes(exc, [s.where for s in sources]) from None
     if distributed.is_main():  # under torchrun: one summary, from rank 0
         _print_summary(cfg, result, output)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _library_inputs(data: LoadedTomograms, described: list[str]) -> dict[str, Any]:
+    """What the training takes beside the volumes: the half-sets, the tilt range of each
+    tomogram where they differ (one model over all of them), the inputs for ``run.log``."""
+    extra: dict[str, Any] = {"halves": data.halves, "inputs": described}
+    if len(set(data.tilt_ranges)) > 1:
+        extra["tilt_ranges"] = data.tilt_ranges
+    return extra
+
+
+def _run_log_inputs(data: LoadedTomograms, sources: Sequence[TomogramSource]) -> list[str]:
+    """One line per tomogram for the run's ``run.log``: its file, shape, tilt range, mask."""
+    lines = []
+    for i, (label, vol, tilt) in enumerate(zip(data.files, data.volumes, data.tilts, strict=True)):
+        mask = sources[i].mask if i < len(sources) else None
+        lines.append(f"{label}  {tuple(vol.shape)}  tilt {tilt}  mask {mask or 'none'}")
+    return lines
+
+
+def _print_threads(config: TrainConfig) -> None:
+    """The CPU threads of a CPU run, and a warning when the machine is busy."""
+    from cryogen.device import busy_machine, default_threads, pick_device
+
+    if pick_device(config.device).type != "cpu":
+        return
+    threads = config.threads or default_threads()
+    console.print(f"training on {threads} CPU thread{'s' if threads > 1 else ''}", highlight=False)
+    busy = busy_machine(threads)
+    if busy:
+        err_console.print(f"[bold yellow]warning:[/] {busy} (--threads)", highlight=False)
+
+
+def named_volumes(exc: InputError, names: Sequence[str]) -> InputError:
+    """``exc`` with the library's ``volume N`` (0-based) replaced by the file it is."""
+
+    def name(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        return names[i] if i < len(names) else m.group(0)
+
+    return InputError(re.sub(r"\bvolume (\d+)\b", name, str(exc)), advice=exc.advice)
+
+
+def _print_inputs(data: LoadedTomograms, sources: Sequence[TomogramSource]) -> None:
+    """One line per tomogram: the file trained on, its shape and its tilt range with where
+    it comes from; a warning where the range is the default."""
+    for i, (label, vol, tilt) in enumerate(zip(data.files, data.volumes, data.tilts, strict=True)):
+        halves = "  with half-sets" if data.halves is not None else ""
+        console.print(
+            f"tomogram {i + 1}: {label}  {tuple(vol.shape)}  tilt {tilt}{halves}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    defaulted = [s.where for s, t in zip(sources, data.tilts, strict=True) if t.default]
+    if defaulted:
+        err_console.print(
+            f"[bold yellow]warning:[/] no tilt range recorded for {', '.join(defaulted)}; "
+            "using the default -60/+60 degrees. A wrong range trains a wrong wedge: give "
+            "--tilt-min/--tilt-max, --tlt, or put NAME.tlt beside the tomogram.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _config_file(

@@ -6,10 +6,10 @@ objective; everything else (budget, learning rate, checkpoints, logging, signals
 loop's.  A method that trains a second network (CryoGEN's energy model) updates it inside
 its step, through the run's :class:`~cryogen.train.optim.Optimisers`.
 
-The batch is the seam for what varies per sample: today every crop shares the run's
-wedge ``T_M``; a batch may instead carry one mask per sample (tomograms of different tilt
-ranges in one model), and the crops a loss compares against may come from another
-volume than the input (half-set training).  Methods apply ``T_M`` through
+The batch is the seam for what varies per sample: its wedge ``T_M`` is the run's, or one
+mask per sample when the run trains on tomograms of different tilt ranges (one model for
+all of them); with half-sets the crops a loss compares against come from the other half
+than the input (Noise2Noise).  Methods apply ``T_M`` through
 :meth:`Batch.tm` and take their inputs from the batch, so such changes stay in how
 batches are drawn.
 """
@@ -30,7 +30,8 @@ from cryogen.train.networks import Networks
 from cryogen.train.optim import Optimisers
 from cryogen.train.refill import Refill
 from cryogen.train.state import RandomStreams
-from cryogen.wedge import missing_wedge_mask, wedge_operator
+from cryogen.train.wedges import Wedges
+from cryogen.wedge import wedge_operator
 
 __all__ = [
     "Batch",
@@ -42,26 +43,6 @@ __all__ = [
     "margin",
     "rotate_batch",
 ]
-
-
-@dataclass(frozen=True)
-class Wedges:
-    """The half-spectrum masks ``M`` of ``T_M`` for the training crops and for the whole
-    subtomograms (shapes ``(C, C, C // 2 + 1)`` and ``(S, S, S // 2 + 1)``)."""
-
-    crop: torch.Tensor
-    subtomogram: torch.Tensor
-
-    @classmethod
-    def for_run(cls, config: TrainConfig, data: SubtomoDataset, device: torch.device) -> Wedges:
-        """The run's tilt range at the dataset's crop and subtomogram sizes."""
-        c, s = data.crop_size, data.size
-        return cls(
-            crop=missing_wedge_mask((c, c, c), config.tilt_min, config.tilt_max, device=device),
-            subtomogram=missing_wedge_mask(
-                (s, s, s), config.tilt_min, config.tilt_max, device=device
-            ),
-        )
 
 
 @dataclass
@@ -109,7 +90,7 @@ class Batch:
 
 
 def draw_batch(
-    data: SubtomoDataset, streams: RandomStreams, step: int, size: int, wedge: torch.Tensor
+    data: SubtomoDataset, streams: RandomStreams, step: int, size: int, wedges: Wedges
 ) -> Batch:
     """Draw a batch: subtomograms and crop origins (the dataset's stream; with half-sets,
     then which half is each sample's input), then ``u`` and the rotations (the step's
@@ -131,7 +112,7 @@ def draw_batch(
         y=y,
         rotations=rots,
         u=u,
-        wedge=wedge,
+        wedge=wedges.crop_for(idx),
         halves=halves,
         other=other,
     )

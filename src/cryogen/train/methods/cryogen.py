@@ -24,6 +24,10 @@ One step on a batch of crops ``y`` (all losses per-voxel means):
   ``data_wedge="crop"``), or on the whole subtomogram with the crop's estimate pasted into
   its refilled one (``"subtomogram"``): ``T_M`` of a crop is not a crop of ``T_M``, so on
   crops even the true volume's fake is told from real data and its data term is not zero.
+  On the crop, real crops, fakes and both sides of the data term go through one operator,
+  ``crop_operator`` (:mod:`cryogen.train.operators`): the crop's hard ``T_M``, or a
+  tapered crop seen through the measured region less a guard band, which removes that
+  bias.
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
   ``u ~ U(0, 1]`` drawn per step (appendix A.6).
 
@@ -57,6 +61,7 @@ from cryogen.train.methods.base import (
     margin,
     rotate_batch,
 )
+from cryogen.train.operators import CropOperator
 from cryogen.wedge import wedge_operator
 
 __all__ = ["CryoGEN", "EnergyDraws"]
@@ -86,6 +91,8 @@ class CryoGEN(TrainingMethod):
     def __init__(self, parts: RunParts) -> None:
         super().__init__(parts)
         self.e_on = self.networks.e is not None
+        # the operator of real crops, fakes and the data term on the crop
+        self.crop_tm = CropOperator(self.cfg, self.wedges, self.device)
         self._real_subtomograms: torch.Tensor | None = None  # T_M of each, when needed
 
     @staticmethod
@@ -197,16 +204,17 @@ class CryoGEN(TrainingMethod):
     ) -> torch.Tensor | None:
         """E's fake for the estimate ``est`` of the crops (with gradient); None without E.
 
-        ``adv_wedge="crop"``: ``T_M`` of ``est_rot()``, the estimate rotated by ``rots``
-        (the paper).  ``"subtomogram"``: each crop's estimate is pasted into its refilled
-        subtomogram, which is rotated by ``rots``, given the subtomogram's wedge, and cut
-        where the crop went; with the true volume this fake is a crop of wedged data, as
-        the real samples are, while ``T_M`` of a crop mixes in the crop's missing wedge.
+        ``adv_wedge="crop"``: ``crop_operator`` on ``est_rot()``, the estimate rotated by
+        ``rots`` (the paper's: ``T_M``).  ``"subtomogram"``: each crop's estimate is pasted
+        into its refilled subtomogram, which is rotated by ``rots``, given the
+        subtomogram's wedge, and cut where the crop went; with the true volume this fake is
+        a crop of wedged data, as the real samples are, while ``T_M`` of a crop mixes in
+        the crop's missing wedge.
         """
         if not self.e_on:
             return None
         if self.cfg.adv_wedge == "crop":
-            return batch.tm(est_rot())
+            return self.crop_tm(est_rot(), batch)
         return self.wedged_in_subtomogram(est, batch, rots)
 
     def real(self, batch: Batch) -> torch.Tensor:
@@ -214,7 +222,7 @@ class CryoGEN(TrainingMethod):
         if not self.cfg.real_wedge:
             return batch.y
         if self.cfg.adv_wedge == "crop":
-            return batch.tm(batch.y)
+            return self.crop_tm(batch.y, batch)
         return self.wedged_subtomogram_crops(batch)
 
     def energy_and_data(
@@ -258,11 +266,12 @@ class CryoGEN(TrainingMethod):
 
     def data_term(self, est: torch.Tensor, batch: Batch) -> torch.Tensor:
         """``mse(T_M est, T_M y)`` with ``T_M`` on the crop (``data_wedge="crop"``, the
-        paper's: ``T_M`` of a crop spreads the truth's missing wedge into the measured
-        band, so the truth scores > 0) or on the whole subtomogram (zero at the truth)."""
+        paper's, through ``crop_operator``: with the hard ``T_M`` the truth scores > 0, as
+        the crop spreads its missing wedge into the measured band; tapered, about 0) or on
+        the whole subtomogram (zero at the truth)."""
         if self.cfg.data_wedge == "crop":
             measured = batch.y if batch.other is None else batch.other
-            diff = batch.tm(est - measured)
+            diff = self.crop_tm(est - measured, batch)
         else:
             identity = [0] * len(batch)  # CUBE_ROTATIONS[0] is the identity
             pasted = self.wedged_in_subtomogram(est, batch, identity)
@@ -334,7 +343,8 @@ class CryoGEN(TrainingMethod):
             inside = base[o[0] : o[0] + c, o[1] : o[1] + c, o[2] : o[2] + c]
             pad = (o[2], s - c - o[2], o[1], s - c - o[1], o[0], s - c - o[0])
             full = base + F.pad(est[b, 0].float() - inside, pad)  # gradient inside only
-            wedged = wedge_operator(rotate(full, r)[None, None], self.wedges.subtomogram)[0, 0]
+            mask = self.wedges.subtomogram_for(i)
+            wedged = wedge_operator(rotate(full, r)[None, None], mask)[0, 0]
             z, y, x = rotate_box(o, c, s, r)
             out.append(wedged[z : z + c, y : y + c, x : x + c])
         return torch.stack(out)[:, None]
@@ -343,10 +353,15 @@ class CryoGEN(TrainingMethod):
         """Crops of ``T_M`` of the measured subtomograms (each wedged once, then kept): with
         half-sets, of each sample's input half, or with ``other`` of the other half."""
         if self._real_subtomograms is None:
-            mask = self.wedges.subtomogram
             source = self.data.subtomos if self.data.halves is None else self.data.halves
             flat = source.reshape(-1, *source.shape[-3:])
-            wedged = torch.stack([wedge_operator(v[None, None], mask)[0, 0] for v in flat])
+            n = len(self.data)  # flat holds the subtomograms, once per half
+            wedged = torch.stack(
+                [
+                    wedge_operator(v[None, None], self.wedges.subtomogram_for(k % n))[0, 0]
+                    for k, v in enumerate(flat)
+                ]
+            )
             self._real_subtomograms = wedged.reshape(source.shape)
         if batch.halves is None:
             return self.data.crop(self._real_subtomograms, batch.index, batch.offsets)
