@@ -62,3 +62,10 @@ def test_tilt_series_corruption_resembles_the_phantom():
     # the reconstruction misses the wedge: res along z much worse than along x
     s = evaluate(y, x, tilt_min=-60, tilt_max=60)
     assert s["res_z"] > 2 * s["res_x"]
+
+
+def test_the_benchmark_help_names_every_case():
+    from cryogen.cli.commands.benchmark import CaseName
+
+    text = CaseName.__metadata__[0].help
+    assert all(name in text for name in CASES), text

@@ -67,7 +67,11 @@ BenchSteps = Annotated[
 ]
 CaseName = Annotated[
     str,
-    typer.Argument(help="Benchmark case: sphere, prism, ribosome or crowded.", show_default=False),
+    typer.Argument(
+        help="Benchmark case: sphere, prism, prism-whole (the paper's whole-volume "
+        "protocol), ribosome or crowded.",
+        show_default=False,
+    ),
 ]
 Output = Annotated[
     Path,

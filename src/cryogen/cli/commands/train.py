@@ -200,14 +200,7 @@ def train(
     t0, t1 = data.tilt_ranges[0] if "tilt_ranges" in extra else shared_tilt_range(data.tilts)
     file, exact = _config_file(config, parse_set_options(set_), output if resume else None)
     if file is not None and resume and config is None:
-        # config.json records what the run resolved (this machine's device, precision,
-        # threads); a resumed run decides them again for the machine it runs on
-        for key in ("device", "amp", "threads"):
-            exact.setdefault(key, "auto" if key != "threads" else None)
-        if device is not None:
-            exact["device"] = device
-        if threads is not None:
-            exact["threads"] = threads
+        _decide_machine_again(exact, device, threads)
     overrides: dict[str, Any] = {
         "tilt_min": t0,
         "tilt_max": t1,
@@ -238,6 +231,17 @@ def train(
         _print_summary(cfg, result, output)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _decide_machine_again(exact: dict[str, Any], device: str | None, threads: int | None) -> None:
+    """A resumed run's ``config.json`` records what that run resolved (its machine's device,
+    precision and threads): decide them again for the machine it runs on now, unless given."""
+    for key in ("device", "amp", "threads"):
+        exact.setdefault(key, "auto" if key != "threads" else None)
+    if device is not None:
+        exact["device"] = device
+    if threads is not None:
+        exact["threads"] = threads
 
 
 def _library_inputs(data: LoadedTomograms, described: list[str]) -> dict[str, Any]:
