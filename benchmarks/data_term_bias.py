@@ -12,7 +12,7 @@ crop by a cosine taper ``T`` voxels wide at every face before ``T_M`` (a smooth 
 instead of the crop's hard edges), to see whether the floor comes from the edges;
 ``--guard G`` drops the measured frequencies within ``G`` Fourier pixels of the missing
 wedge (:func:`cryogen.wedge.guarded_wedge_mask`; with ``--taper`` this is
-``crop_operator="tapered"``, :mod:`cryogen.train.operators`);
+``crop_operator="tapered"``, :mod:`cryogen.train.methods.operators`);
 ``--highpass K`` keeps only spatial frequencies ``|k| >= K`` (cycles per voxel) in both the
 floor and the signal, to see whether it comes from low frequencies.
 
@@ -31,7 +31,7 @@ import torch
 from train_quality import phantom_data  # benchmarks/ is on sys.path when run as a script
 
 from cryogen.model import compute_normalisation
-from cryogen.train.operators import taper_window
+from cryogen.train.methods.operators import taper_window
 from cryogen.wedge import guarded_wedge_mask, wedge_operator
 
 

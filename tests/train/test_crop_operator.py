@@ -13,7 +13,7 @@ from cryogen.rotations import WEDGE_ROTATIONS, rotate
 from cryogen.train import Trainer, train
 from cryogen.train.energy_check import energy_bias
 from cryogen.train.methods import Batch, EnergyDraws
-from cryogen.train.operators import CropWedge, taper_window
+from cryogen.train.methods.operators import CropWedge, taper_window
 from cryogen.wedge import apply_missing_wedge, guarded_wedge_mask, missing_wedge_mask
 
 TILT = (-60.0, 60.0)

@@ -34,7 +34,7 @@ from cryogen.rotations import WEDGE_ROTATIONS, compose, rotate, rotate_box
 from cryogen.train.config import TrainConfig
 from cryogen.train.losses import discriminator_loss
 from cryogen.train.methods.base import margin
-from cryogen.train.operators import CropWedge
+from cryogen.train.methods.operators import CropWedge
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 __all__ = ["BiasResult", "FakeKind", "PairSampler", "energy_bias"]

@@ -23,7 +23,7 @@ from cryogen.model import Normalisation
 from cryogen.train.config import TrainConfig
 from cryogen.train.losses import RANK_MEANS, SHOWN_TERMS
 from cryogen.train.optim import Diverged
-from cryogen.train.run_dir import LOSSES_PNG, plot_losses
+from cryogen.train.run_dir import LOSSES_PNG, plot_losses, read_loss_rows
 from cryogen.train.run_lock import unlock_run_dir
 from cryogen.train.run_log import (
     close_run_log,
@@ -109,7 +109,8 @@ def run_training(trainer: Trainer, progress: bool, callback: Callback | None) ->
     if not distributed.replicas_equal(t.networks.g, t.dist):
         logger.error("rank %d: the generator's replicas differ between ranks", t.dist.rank)
     stopped_by = (stop.signal or "callback") if interrupted else None
-    log.write(*describe_end(t, stopped_by, time.perf_counter() - session))
+    header, rows, _ = read_loss_rows(t.log.path, t.step) if t.log.enabled else ([], [], 0)
+    log.write(*describe_end(t, stopped_by, time.perf_counter() - session, (header, rows)))
     close_run_log(t.run_dir)
     unlock_run_dir(t.run_dir)
     t.networks.g.eval()

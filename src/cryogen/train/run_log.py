@@ -217,10 +217,11 @@ def describe_start(t: Trainer, resumed: bool) -> list[str]:
     return lines
 
 
-def describe_end(t: Trainer, stopped_by: str | None, session_s: float) -> list[str]:
-    """The lines that close a session: how it ended, its timings and its final losses."""
-    from cryogen.train.run_dir import read_loss_rows  # run_dir imports this module
-
+def describe_end(
+    t: Trainer, stopped_by: str | None, session_s: float, losses: tuple[list[str], list[list[str]]]
+) -> list[str]:
+    """The lines that close a session: how it ended, its timings and its final losses
+    (``losses``: the header and rows of ``losses.csv``)."""
     if stopped_by is None:
         how = "finished"
     else:
@@ -230,7 +231,7 @@ def describe_end(t: Trainer, stopped_by: str | None, session_s: float) -> list[s
         f"{how} at step {t.step}: {t.elapsed / 60:.2f} min of training in all "
         f"({per_step:.3g} s/step); this session took {session_s / 60:.2f} min",
     ]
-    header, rows, _ = read_loss_rows(t.log.path, t.step) if t.log.enabled else ([], [], 0)
+    header, rows = losses
     if rows:
         tail = rows[-max(1, len(rows) // 20) :]
         mean = {}

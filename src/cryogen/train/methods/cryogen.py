@@ -25,7 +25,7 @@ One step on a batch of crops ``y`` (all losses per-voxel means):
   its refilled one (``"subtomogram"``): ``T_M`` of a crop is not a crop of ``T_M``, so on
   crops even the true volume's fake is told from real data and its data term is not zero.
   On the crop, real crops, fakes and both sides of the data term go through one operator,
-  ``crop_operator`` (:mod:`cryogen.train.operators`): the crop's hard ``T_M``, or a
+  ``crop_operator`` (:mod:`cryogen.train.methods.operators`): the crop's hard ``T_M``, or a
   tapered crop seen through the measured region less a guard band, which removes that
   bias.
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
@@ -61,7 +61,7 @@ from cryogen.train.methods.base import (
     margin,
     rotate_batch,
 )
-from cryogen.train.operators import CropOperator
+from cryogen.train.methods.operators import CropOperator
 from cryogen.wedge import wedge_operator
 
 __all__ = ["CryoGEN", "EnergyDraws"]
