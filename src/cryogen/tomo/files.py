@@ -12,7 +12,7 @@ unless ``overwrite``), so tomograms larger than memory pass through.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,32 @@ class TiltSeries:
     angles: np.ndarray
     pixel_size: float
     bin_factor: float = 1.0
+
+    def every_other(self, which: str) -> TiltSeries:
+        """The images of the even (0, 2, 4, ... in tilt order) or the odd (1, 3, 5, ...)
+        tilts: half-sets for data recorded without frames.
+
+        The two halves have independent noise, but each has twice the tilt increment (more
+        streaks, and a back-projection that resolves less), and their streaks differ, so
+        they are not the same signal with independent noise as even/odd frames are.
+
+        Raises
+        ------
+        InputError
+            ``which`` not ``"even"`` or ``"odd"``, or fewer than 4 tilts.
+        """
+        if which not in ("even", "odd"):
+            raise InputError(f"tilts must be 'even' or 'odd', got {which!r}")
+        if len(self.angles) < 4:
+            raise InputError(f"{self.path}: {len(self.angles)} tilts are too few to split")
+        order = np.argsort(self.angles, kind="stable")
+        keep = np.sort(order[(0 if which == "even" else 1) :: 2])
+        images: Any
+        if isinstance(self.images, torch.Tensor):
+            images = self.images[torch.as_tensor(keep, device=self.images.device)]
+        else:
+            images = np.asarray(self.images[keep])  # a memory map: these images, read
+        return replace(self, images=images, angles=self.angles[keep])
 
     def tomogram_shape(self, thickness: int | None = None) -> tuple[int, int, int]:
         """``(z, y, x)`` of its tomogram; ``thickness`` in pixels of the file's images

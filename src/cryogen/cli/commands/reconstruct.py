@@ -73,6 +73,17 @@ TargetPixelSize = Annotated[
         "Bin to this pixel size in Å instead of giving --bin (default: use --bin)."
     ),
 ]
+Tilts = Annotated[
+    str,
+    typer.Option(
+        "--tilts",
+        help="Reconstruct from all tilts, or only the even (1st, 3rd, ... in tilt order) or "
+        "the odd ones: two half-sets with independent noise for data recorded without "
+        "frames. Each has twice the tilt increment (more streaks, less resolution) and "
+        "their streaks differ, so even/odd frames make better half-sets where they exist.",
+        case_sensitive=False,
+    ),
+]
 ChunkMb = Annotated[
     int,
     typer.Option(
@@ -91,6 +102,7 @@ def reconstruct(
     thickness: Thickness = None,
     bin_factor: BinFactor = 1.0,
     target_pixel_size: TargetPixelSize = None,
+    tilts: Tilts = "all",
     chunk_mb: ChunkMb = 256,
     pixel_size: PixelSize = None,
     device: Device = "auto",
@@ -104,7 +116,10 @@ def reconstruct(
     from cryogen.tomo import reconstruct_wbp
     from cryogen.tomo.files import read_tilt_series
 
-    out = output if output is not None else derived_path(tilt_series, "_rec")
+    if tilts not in ("all", "even", "odd"):
+        raise InputError(f"--tilts must be all, even or odd, got {tilts!r}")
+    suffix = "_rec" if tilts == "all" else f"_{tilts}_rec"
+    out = output if output is not None else derived_path(tilt_series, suffix)
     tlt_path = tlt if tlt is not None else derived_path(tilt_series, "", ".tlt")
     check_output_path(out, overwrite, inputs=[tilt_series, tlt_path])
     if tlt is None and not tlt_path.exists():
@@ -118,6 +133,8 @@ def reconstruct(
         target_pixel_size=target_pixel_size,
         device=dev,
     )
+    if tilts != "all":
+        series = series.every_other(tilts)
     shape = series.tomogram_shape(thickness)
     angles, voxel = series.angles, series.pixel_size
     size = format_bytes(4 * math.prod(shape))  # float32; refused beyond the disk's free space

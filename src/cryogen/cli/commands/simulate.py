@@ -70,6 +70,16 @@ Snr = Annotated[
         show_default=False,
     ),
 ]
+Halves = Annotated[
+    bool,
+    typer.Option(
+        "--halves",
+        help="Write the even-frame and the odd-frame tilt series (OUTPUT_even, OUTPUT_odd, "
+        "each with its .tlt) instead of one: every tilt's exposure split into two, each "
+        "half with half the dose (or twice the noise variance with --snr) and its own "
+        "noise. Needs --dose or --snr. Reconstruct each for training on half-sets.",
+    ),
+]
 Defocus = Annotated[
     float | None,
     defocus_option("Apply the CTF of this defocus, µm underfocus (default: no CTF)."),
@@ -85,6 +95,7 @@ def simulate(
     tilt_step: TiltStep = 3.0,
     dose: Dose = None,
     snr: Snr = None,
+    halves: Halves = False,
     defocus: Defocus = None,
     voltage: Voltage = DEFAULT_VOLTAGE,
     cs: Cs = DEFAULT_CS,
@@ -101,12 +112,15 @@ def simulate(
     from cryogen.corrupt import check_tilt_range
     from cryogen.device import pick_device
     from cryogen.io import check_output_path, derived_path, read_volume, write_tlt, write_volume
-    from cryogen.tomo import CTFParams, simulate_tilt_series, tilt_angles
+    from cryogen.tomo import CTFParams, simulate_half_tilt_series, simulate_tilt_series, tilt_angles
     from cryogen.tomo.microscope import defocus_angstrom
 
-    tlt = derived_path(output, "", ".tlt")
-    check_output_path(output, overwrite, inputs=[volume])
-    check_output_path(tlt, overwrite, inputs=[volume])
+    if halves and dose is None and snr is None:
+        raise InputError("--halves needs noise: give --dose or --snr")
+    outputs = [derived_path(output, "_even"), derived_path(output, "_odd")] if halves else [output]
+    tlts = [derived_path(o, "", ".tlt") for o in outputs]
+    for path in (*outputs, *tlts):
+        check_output_path(path, overwrite, inputs=[volume])
     check_tilt_range(tilt_min, tilt_max)
     vol = read_volume(volume, pixel_size=pixel_size)
     if min(vol.shape[0], vol.shape[2]) < 2:
@@ -116,21 +130,28 @@ def simulate(
     if defocus is not None:
         params = CTFParams(defocus_angstrom(defocus), voltage, cs, amplitude_contrast)
     x = torch.from_numpy(vol.load()).to(pick_device(device))
+    make = simulate_half_tilt_series if halves else simulate_tilt_series
     with console.status(f"projecting {len(angles)} tilts"):
-        ts = simulate_tilt_series(
+        made = make(
             x, angles, pixel_size=vol.voxel_size, ctf_params=params, dose=dose, snr=snr, seed=seed
         )
-    write_volume(
-        output, ts.cpu().numpy(), voxel_size=vol.voxel_size, overwrite=overwrite, image_stack=True
-    )
-    write_tlt(tlt, angles, overwrite=overwrite)
+    series = list(made) if isinstance(made, tuple) else [made]
+    for path, tlt, ts in zip(outputs, tlts, series, strict=True):
+        write_volume(
+            path, ts.cpu().numpy(), voxel_size=vol.voxel_size, overwrite=overwrite,
+            image_stack=True,
+        )  # fmt: skip
+        write_tlt(tlt, angles, overwrite=overwrite)
     extras = [
         f"CTF at {defocus:g} µm" if params is not None else "",
         f"dose {dose:g} e/Å²" if dose is not None else "",
         f"SNR {snr:g}" if snr is not None else "",
+        "even and odd frames" if halves else "",
     ]
     note = ", ".join(e for e in extras if e)
+    shape = series[0].shape
     console.print(
-        f"wrote {output} ({len(angles)} tilts {angles[0]:g}..{angles[-1]:g} deg, images "
-        f"{ts.shape[1]}x{ts.shape[2]}){f' ({note})' if note else ''} and {tlt}"
+        f"wrote {' and '.join(map(str, outputs))} ({len(angles)} tilts "
+        f"{angles[0]:g}..{angles[-1]:g} deg, images {shape[1]}x{shape[2]})"
+        f"{f' ({note})' if note else ''} and {' and '.join(map(str, tlts))}"
     )
