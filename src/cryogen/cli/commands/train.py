@@ -202,17 +202,10 @@ def train(
     if file is not None and resume and config is None:
         _decide_machine_again(exact, device, threads)
     overrides: dict[str, Any] = {
-        "tilt_min": t0,
-        "tilt_max": t1,
-        "method": method.value if method else None,
-        "steps": steps,
-        "minutes": minutes,
-        "seed": seed,
-        "device": device,
-        "batch_size": batch_size,
-        "crop_size": crop_size,
-        "threads": threads,
-    }
+        "tilt_min": t0, "tilt_max": t1, "method": method.value if method else None,
+        "steps": steps, "minutes": minutes, "seed": seed, "device": device,
+        "batch_size": batch_size, "crop_size": crop_size, "threads": threads,
+    }  # fmt: skip
     cfg = TrainConfig.from_sources(preset.value if preset else None, file, overrides, exact=exact)
     if dry_run:
         if distributed.is_main():
