@@ -127,7 +127,7 @@ def test_stability_over_seeds_from_the_curves():
     text = render_repeats_markdown(results)
     assert "IsoNet-style at most 1.40 dB, within 1 dB on 1 of 2 seeds" in text
     assert "| 1.40 dB / 0.00 dB |" in text and "| n/a / n/a |" in text
-    assert "Targets on the medians (meant for 15 min per method):" in text
+    assert "Targets on the medians (set for 15 minutes of training per method):" in text
 
 
 def test_time_to_quality_median_not_reached_when_most_seeds_miss():

@@ -71,5 +71,5 @@ def test_stability_is_reported_with_the_targets():
     assert "CryoGEN n/a (no checkpoint after 2 min)" in text
     assert "CryoGEN stable: after 2 min no checkpoint more than 1 dB" in text and "MISSED" in text
     # targets are named by what they measure
-    assert "Targets (meant for 15 min per method on this CPU):" in text
+    assert "Targets (set for 15 minutes of training per method):" in text
     assert "CryoGEN PSNR >= 32.5 dB: MISSED (30.00 dB)" in text

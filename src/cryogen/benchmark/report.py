@@ -59,6 +59,11 @@ def format_metric(key: str, value: Any) -> str:
     return METRICS[key].format(value)
 
 
+#: The heading of a run's targets: they were set for 15 minutes of training per method,
+#: whatever budget the run had.
+TARGETS_CAPTION = "Targets (set for 15 minutes of training per method):"
+
+
 def format_signed(key: str, value: float | None) -> str:
     """A difference of a metric with its sign (``+0.50``, ``-0.0012``; ``n/a``)."""
     if value is None or not math.isfinite(value):
@@ -222,7 +227,7 @@ def render_markdown(results: BenchmarkResults) -> str:
         ]
     if results.command:
         lines += ["", f"Command: `{results.command}`"]
-    lines += _target_lines(results.targets, "Targets (meant for 15 min per method on this CPU):")
+    lines += _target_lines(results.targets, TARGETS_CAPTION)
     lines += ["", f"Status: {results.status}."]
     if results.files:
         lines += ["", "Files: " + ", ".join(f"`{f}`" for f in results.files) + "."]
@@ -430,7 +435,7 @@ def render_repeats_markdown(results: RepeatResults) -> str:
         ]
     if results.command:
         lines += ["", f"Command: `{results.command}`"]
-    lines += _target_lines(results.targets, "Targets on the medians (meant for 15 min per method):")
+    lines += _target_lines(results.targets, "Targets on the medians " + TARGETS_CAPTION[8:])
     lines += ["", f"Status: {results.status}."]
     return "\n".join(lines) + "\n"
 
