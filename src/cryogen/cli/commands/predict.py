@@ -211,9 +211,10 @@ def predict(
         options.tile_for(model.crop_size)
         ranges = {job.output: _input_range(model, job, tilt_min, tilt_max) for job in plan.jobs}
         if ctx.is_main:
+            trained = ", ".join(f"[{a:g}, {b:g}]" for a, b in model.trained_ranges())
             console.print(
-                f"model {model.path} ({model.method}, step {model.step}, tilt "
-                f"[{model.tilt_min:g}, {model.tilt_max:g}] deg) on {model.device}"
+                f"model {model.path} ({model.method}, step {model.step}, tilt {trained} deg) "
+                f"on {model.device}"
             )
         # under torchrun every rank has checked everything above; the tomograms are then
         # shared (largest first, round robin) and each output is written by one rank
