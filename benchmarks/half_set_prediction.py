@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryogen.benchmark import BenchmarkSettings, build_case
+from cryogen.benchmark import BenchmarkSettings
 from cryogen.benchmark.baselines import best_gaussian_blur
 from cryogen.metrics import apply_scale_fit, psnr, ssim_global
 from cryogen.predict import PredictOptions, load_model, predict_volume
@@ -47,19 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     s = BenchmarkSettings.from_json(
         json.loads((args.folder / "results.json").read_text())["settings"]
     )
-    case = build_case(
-        s.case,
-        size=s.size,
-        seed=s.seed,
-        tilt_min=s.tilt_min,
-        tilt_max=s.tilt_max,
-        snr=s.snr,
-        wedge=s.wedge,
-        tilt_step=s.tilt_step,
-        halves=s.halves,
-        dose=s.dose,
-        defocus_um=s.defocus,
-    )
+    case = s.build_case()
     if case.halves is None:
         ap.error(f"{args.folder}: not a benchmark with half-sets")
     truths = [t.numpy() for t in case.truth]

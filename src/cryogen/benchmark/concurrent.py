@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -110,10 +111,8 @@ class _Collector:
         last message is then counted as failed)."""
         import queue as queue_mod
 
-        try:
+        with suppress(queue_mod.Empty):
             return self.queue.get(timeout=1.0)  # type: ignore[no-any-return]
-        except queue_mod.Empty:
-            pass
         for m, p in self.procs.items():
             if m not in self.outcomes and m not in self.errors and not p.is_alive():
                 try:  # a last message may still be in the pipe

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from cryogen.benchmark.cases import REFERENCES, BenchmarkCase, build_case, paper_table1
+from cryogen.benchmark.cases import REFERENCES, BenchmarkCase, paper_table1
 from cryogen.benchmark.concurrent import run_methods_concurrently
 from cryogen.benchmark.job import MethodJob, MethodOutcome, Say, teller
 from cryogen.benchmark.report import method_figure, psnr_time_figure, render_markdown, ttq_text
@@ -225,19 +225,7 @@ def run_benchmark(
     make_output_dir(out, "volumes")
     t_start = time.perf_counter()
     tell(f"building the {s.case} case")
-    case = build_case(
-        s.case,
-        size=s.size,
-        seed=s.seed,
-        tilt_min=s.tilt_min,
-        tilt_max=s.tilt_max,
-        snr=s.snr,
-        wedge=s.wedge,
-        tilt_step=s.tilt_step,
-        halves=s.halves,
-        dose=s.dose,
-        defocus_um=s.defocus,
-    )
+    case = s.build_case()
     results = BenchmarkResults(
         settings=s,
         started=dt.datetime.now().isoformat(timespec="seconds"),

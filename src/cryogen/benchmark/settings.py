@@ -6,7 +6,13 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cryogen.benchmark.cases import REFERENCES, case_train_settings, check_case
+from cryogen.benchmark.cases import (
+    REFERENCES,
+    BenchmarkCase,
+    build_case,
+    case_train_settings,
+    check_case,
+)
 from cryogen.corrupt import check_tilt_range
 from cryogen.errors import InputError
 
@@ -121,6 +127,22 @@ class BenchmarkSettings:
                     f"overrides may not set {key}: the benchmark sets it "
                     "(give the budget as minutes or steps)"
                 )
+
+    def build_case(self) -> BenchmarkCase:
+        """The case these settings describe: its phantom, corruption and seed."""
+        return build_case(
+            self.case,
+            size=self.size,
+            seed=self.seed,
+            tilt_min=self.tilt_min,
+            tilt_max=self.tilt_max,
+            snr=self.snr,
+            wedge=self.wedge,
+            tilt_step=self.tilt_step,
+            halves=self.halves,
+            dose=self.dose,
+            defocus_um=self.defocus,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The settings as ``results.json`` holds them."""

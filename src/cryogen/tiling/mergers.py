@@ -7,6 +7,7 @@ order, so that a volume streamed in slabs equals the volume blended in memory.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
@@ -25,7 +26,7 @@ def default_accumulate_dtype(device: torch.device | str) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-class Merger:
+class Merger(ABC):
     """Weighted sums of tile predictions; a subclass says where the sums of a tile live."""
 
     def __init__(self, grid: TileGrid, device: torch.device, dtype: torch.dtype) -> None:
@@ -38,9 +39,9 @@ class Merger:
             w = self.grid.weight(tile).to(device=self.device, dtype=self.dtype)
             self._sums(tile, preds.shape[1]).addcmul_(preds[k], w)
 
+    @abstractmethod
     def _sums(self, tile: Tile, channels: int) -> torch.Tensor:
         """The ``(C_out, r, r, r)`` view of the sums that ``tile`` covers."""
-        raise NotImplementedError
 
 
 class AverageMerger(Merger):
