@@ -59,9 +59,10 @@ def format_metric(key: str, value: Any) -> str:
     return METRICS[key].format(value)
 
 
-#: The heading of a run's targets: they were set for 15 minutes of training per method,
-#: whatever budget the run had.
-TARGETS_CAPTION = "Targets (set for 15 minutes of training per method):"
+#: The budget the targets were set for, whatever budget the run had.
+TARGETS_BUDGET = "set for 15 minutes of training per method"
+#: The heading of a run's targets.
+TARGETS_CAPTION = f"Targets ({TARGETS_BUDGET}):"
 
 
 def format_signed(key: str, value: float | None) -> str:
@@ -435,7 +436,7 @@ def render_repeats_markdown(results: RepeatResults) -> str:
         ]
     if results.command:
         lines += ["", f"Command: `{results.command}`"]
-    lines += _target_lines(results.targets, "Targets on the medians " + TARGETS_CAPTION[8:])
+    lines += _target_lines(results.targets, f"Targets on the medians ({TARGETS_BUDGET}):")
     lines += ["", f"Status: {results.status}."]
     return "\n".join(lines) + "\n"
 

@@ -81,7 +81,6 @@ Tilts = Annotated[
         "the odd ones: two half-sets with independent noise for data recorded without "
         "frames. Each has twice the tilt increment (more streaks, less resolution) and "
         "their streaks differ, so even/odd frames make better half-sets where they exist.",
-        case_sensitive=False,
     ),
 ]
 ChunkMb = Annotated[
