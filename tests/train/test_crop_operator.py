@@ -13,7 +13,7 @@ from cryogen.rotations import WEDGE_ROTATIONS, rotate
 from cryogen.train import Trainer, train
 from cryogen.train.energy_check import energy_bias
 from cryogen.train.methods import Batch, EnergyDraws
-from cryogen.train.methods.operators import CropWedge, taper_window
+from cryogen.train.methods.operators import CropWedge, resolve_operator, taper_window
 from cryogen.wedge import apply_missing_wedge, guarded_wedge_mask, missing_wedge_mask
 
 TILT = (-60.0, 60.0)
@@ -192,3 +192,35 @@ def test_each_sample_goes_through_its_own_tilt_ranges_operator(tmp_path, volume,
         want = CropWedge.make(c, ranges[t.data.origins[i][0]], "tapered", 4, cfg.wedge_guard)
         torch.testing.assert_close(out[k], want(batch.y[k]))
     t.training_step(0.0)  # a step runs with per-sample operators
+
+
+def test_auto_is_hard_on_whole_volumes_and_tapered_on_crops(tmp_path, tiny):
+    """The default operator: exact (hard) where every crop is a whole volume, the unbiased
+    tapered one on crops of larger volumes, with a taper that fits the crop."""
+    (_,), (y,) = smooth_volumes(1, 24, seed=2)
+    whole = Trainer(tiny(subtomo_size=24, crop_size=24, n_subtomos=1), [y.numpy()], tmp_path / "w")
+    assert whole.data.whole_volumes and whole.method.crop_tm.kind == "hard"
+    crops = Trainer(tiny(), [y.numpy()], tmp_path / "c")  # 16^3 crops of 20^3 subtomograms
+    op = crops.method.crop_tm
+    assert not crops.data.whole_volumes and (op.kind, op.taper) == ("tapered", 4)
+    assert torch.equal(op.ops[0].mask, CropWedge.make(16, TILT, "tapered", 4, 3.0).mask)
+    big = tiny(subtomo_size=96, crop_size=64)
+    assert resolve_operator(big, 64, whole=False) == ("tapered", 16)
+    assert resolve_operator(big, 64, whole=True) == ("hard", 0)
+    assert resolve_operator(tiny(real_wedge=False), 16, whole=False)[0] == "hard"
+    # a chosen operator is kept as given
+    assert resolve_operator(tiny(crop_operator="hard"), 16, whole=False) == ("hard", 16)
+    assert resolve_operator(tiny(crop_operator="tapered", crop_taper=8), 16, True) == (
+        "tapered",
+        8,
+    )
+
+
+def test_run_log_names_the_operator_and_old_runs_keep_the_hard_one(tmp_path, volume, tiny):
+    from cryogen.train.config import saved_config_fill
+
+    train(tiny(steps=1), [volume], tmp_path / "run", progress=False)
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "wedge operator of the energy model and data term: tapered (4-voxel taper" in log
+    # a run saved before the setting existed trained with the hard operator
+    assert saved_config_fill({"method": "cryogen"})["crop_operator"] == "hard"

@@ -104,7 +104,7 @@ def test_energy_model_sees_the_generators_fill(tmp_path, volume, tiny, monkeypat
 
     monkeypatch.setattr(cryogen_step, "rotate_batch", rot)
     monkeypatch.setattr(CryoGEN, "update_energy", update_energy)
-    cfg = tiny(steps=1, adv_source="consistency", adv_rotate=adv_rotate)
+    cfg = tiny(steps=1, adv_source="consistency", adv_rotate=adv_rotate, crop_operator="hard")
     train(cfg, [volume], tmp_path / "run", progress=False)
     assert len(calls) == (3 if adv_rotate else 2) and calls[1]["inverse"]
     out_rot = calls[1]["x"]  # g's output in the rotated frame (the 2nd call rotates it back)
@@ -184,7 +184,7 @@ def test_subtomogram_fakes_of_the_truth_are_real_samples(tmp_path, tiny):
     g = torch.Generator().manual_seed(3)
     x = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 24, 24, 24, generator=g), 3, 1, 1)[0, 0]
     y = apply_missing_wedge(x, -60, 60)  # the whole volume is the subtomogram
-    cfg = tiny(adv_wedge="subtomogram", n_subtomos=1, steps=1)
+    cfg = tiny(adv_wedge="subtomogram", n_subtomos=1, steps=1, crop_operator="hard")
     t = Trainer(cfg, [y], tmp_path / "r")
     m = t.method  # the CryoGEN step
     truth = t.data.normalisation.apply(x)

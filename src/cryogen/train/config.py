@@ -167,6 +167,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "data_wedge": "crop",
     "d_start": 0.0,
     "refill_tta": False,
+    "crop_operator": "hard",
 }
 
 

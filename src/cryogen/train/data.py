@@ -131,6 +131,8 @@ class SubtomoDataset:
     halves : torch.Tensor or None
         ``(2, N, S, S, S)`` normalised subtomograms of the two half-sets.
     origins : list of (volume index, z, y, x)
+    whole_volumes : bool
+        Every crop is a whole volume (every volume is ``crop_size^3``).
     """
 
     def __init__(
@@ -182,6 +184,8 @@ class SubtomoDataset:
             )
         self.size = int(size)
         self.crop_size = int(crop_size)
+        # every crop is a whole volume (the paper's whole-volume protocol)
+        self.whole_volumes = all(shp == (self.crop_size,) * 3 for shp in shapes)
         self.normalisation = normalisation or compute_normalisation(volumes)
         self.rng = np.random.default_rng(seed)
         # which half is a sample's input: a stream of its own, so that a dataset with two

@@ -34,7 +34,7 @@ from cryogen.rotations import WEDGE_ROTATIONS, compose, rotate, rotate_box
 from cryogen.train.config import TrainConfig
 from cryogen.train.losses import discriminator_loss
 from cryogen.train.methods.base import margin
-from cryogen.train.methods.operators import CropWedge
+from cryogen.train.methods.operators import CropWedge, resolve_operator
 from cryogen.wedge import missing_wedge_mask, wedge_operator
 
 __all__ = ["BiasResult", "FakeKind", "PairSampler", "energy_bias"]
@@ -87,9 +87,9 @@ class PairSampler:
         self.size, self.crop = int(measured[0].shape[0]), config.crop_size
         tilt = (config.tilt_min, config.tilt_max)
         self.hard = CropWedge.make(self.crop, tilt)
-        self.op = CropWedge.make(
-            self.crop, tilt, config.crop_operator, config.crop_taper, config.wedge_guard
-        )
+        # the volumes given are whole where they are the crop's size (prisms fed whole)
+        kind, taper = resolve_operator(config, self.crop, self.size == self.crop)
+        self.op = CropWedge.make(self.crop, tilt, kind, taper, config.wedge_guard)
         self.sub_mask = missing_wedge_mask((self.size,) * 3, *tilt)
         self.sub_measured = [wedge_operator(v, self.sub_mask) for v in self.measured]
         self.rng = np.random.default_rng(seed)

@@ -37,6 +37,7 @@ PAPER: dict[str, Any] = {
     "adv_rotate": False,
     "adv_wedge": "crop",
     "data_wedge": "crop",
+    "crop_operator": "hard",
     "consistency_forward": "separate",
     "real_wedge": False,
     "adv_margin": 0,

@@ -108,17 +108,22 @@ class ObjectiveSettings(BaseModel):
         "volume does not score zero there), or on the whole subtomogram with the estimate "
         "pasted into the refilled one (zero at the truth; consistency_target refilled)",
     )
-    crop_operator: Literal["hard", "tapered"] = Field(
-        "hard",
+    crop_operator: Literal["auto", "hard", "tapered"] = Field(
+        "auto",
         description="the T_M that E's real and fake crops and the data term's both sides go "
         "through where adv_wedge / data_wedge is crop: hard, T_M on the crop's grid (paper; "
         "biased on crops smaller than the volume: even the truth's fakes are told from real "
         "crops), or tapered, T_M' of the crop times a cosine taper of crop_taper voxels, M' "
         "the measured region less a guard band of wedge_guard Fourier pixels (measured "
-        "unbiased); on a whole volume hard is exact",
+        "unbiased); auto: hard where every crop is a whole volume (exact there), else "
+        "tapered with a taper of at most a quarter of the crop edge",
     )
     crop_taper: int = Field(
-        16, ge=0, le=256, description="crop_operator tapered: taper width at each face, voxels"
+        16,
+        ge=0,
+        le=256,
+        description="crop_operator tapered: taper width at each face, voxels (auto: at most "
+        "a quarter of the crop edge)",
     )
     wedge_guard: float = Field(
         3.0,

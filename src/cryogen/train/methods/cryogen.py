@@ -92,7 +92,9 @@ class CryoGEN(TrainingMethod):
         super().__init__(parts)
         self.e_on = self.networks.e is not None
         # the operator of real crops, fakes and the data term on the crop
-        self.crop_tm = CropOperator(self.cfg, self.wedges, self.device)
+        self.crop_tm = CropOperator(
+            self.cfg, self.wedges, self.device, whole=self.data.whole_volumes
+        )
         self._real_subtomograms: torch.Tensor | None = None  # T_M of each, when needed
 
     @staticmethod

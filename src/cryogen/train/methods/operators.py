@@ -15,6 +15,10 @@ even the true volume's fake differs from a real crop and its data term is not ze
     measured region less a guard band of ``wedge_guard`` Fourier pixels along the missing
     wedge (:func:`cryogen.wedge.guarded_wedge_mask`), which the smear does not cross.  A
     crop of wedged data and a crop of the truth then look the same through it.
+``"auto"`` (the default)
+    ``"hard"`` where every crop is a whole volume (the paper's whole-volume protocol, where
+    it is exact) or real crops are not wedged (``real_wedge`` false), else ``"tapered"``
+    with a taper of at most a quarter of the crop edge (:func:`resolve_operator`).
 """
 
 from __future__ import annotations
@@ -31,9 +35,21 @@ from cryogen.train.methods.base import Batch
 from cryogen.train.wedges import Wedges
 from cryogen.wedge import guarded_wedge_mask, missing_wedge_mask, wedge_operator
 
-__all__ = ["CropOperator", "CropWedge", "taper_window"]
+__all__ = ["CropOperator", "CropWedge", "resolve_operator", "taper_window"]
 
 OperatorKind = Literal["hard", "tapered"]
+
+
+def resolve_operator(config: TrainConfig, crop: int, whole: bool) -> tuple[OperatorKind, int]:
+    """The operator kind and taper width a run with ``config`` uses on ``crop^3`` crops;
+    ``whole``: every crop is a whole volume.  ``"auto"`` is ``"hard"`` on whole volumes or
+    with unwedged real crops, else ``"tapered"`` with ``min(crop_taper, crop // 4)``."""
+    kind = config.crop_operator
+    if kind == "auto":
+        if whole or not config.real_wedge:
+            return "hard", 0
+        return "tapered", min(config.crop_taper, crop // 4)
+    return kind, config.crop_taper
 
 
 def taper_window(
@@ -98,19 +114,28 @@ class CropOperator:
     ``crop_operator="hard"`` computes exactly what it did before the setting existed.
     """
 
-    def __init__(self, config: TrainConfig, wedges: Wedges, device: torch.device) -> None:
-        self.kind: OperatorKind = config.crop_operator
+    def __init__(
+        self, config: TrainConfig, wedges: Wedges, device: torch.device, *, whole: bool = False
+    ) -> None:
         self.of_subtomogram = list(wedges.of_subtomogram)
         size = int(wedges.crops[0].shape[0])
-        if self.kind == "tapered" and 2 * config.crop_taper > size:
+        self.kind, self.taper = resolve_operator(config, size, whole)
+        self.guard = config.wedge_guard
+        if self.kind == "tapered" and 2 * self.taper > size:
             raise InputError(
-                f"crop_taper ({config.crop_taper}) is more than half the crop ({size}^3)",
+                f"crop_taper ({self.taper}) is more than half the crop ({size}^3)",
                 advice="crop_taper",
             )
         self.ops = [
-            CropWedge.make(size, r, self.kind, config.crop_taper, config.wedge_guard, device=device)
+            CropWedge.make(size, r, self.kind, self.taper, self.guard, device=device)
             for r in wedges.ranges
         ]
+
+    def describe(self) -> str:
+        """``"hard"`` or ``"tapered (16-voxel taper, 3-pixel guard band)"``, for run.log."""
+        if self.kind == "hard":
+            return "hard"
+        return f"tapered ({self.taper}-voxel taper, {self.guard:g}-pixel guard band)"
 
     def mask_for(self, index: Sequence[int]) -> torch.Tensor:
         """The mask for crops of the subtomograms ``index``: shared, or one per sample
