@@ -151,3 +151,16 @@ def test_halves_must_match_their_volume(tmp_path, volume, tiny):
     with pytest.raises(InputError, match="1 half-set pairs given for 2 volumes"):
         Trainer(tiny(), [volume, volume], tmp_path / "y", halves=[(a, b)])
     assert np.asarray(a).shape == np.asarray(volume).shape
+
+
+def test_a_short_half_set_run_says_how_many_steps_noisy_data_need(tmp_path, volume, tiny, caplog):
+    from cryogen.train.loop import HALF_SET_STEPS
+
+    a, b = noisy_halves(volume)
+    with caplog.at_level("WARNING", logger="cryogen"):
+        train(tiny(steps=2), [(a + b) / 2], tmp_path / "h", progress=False, halves=[(a, b)])
+        train(tiny(steps=2), [volume], tmp_path / "plain", progress=False)
+    said = [r.getMessage() for r in caplog.records if "half-sets" in r.getMessage()]
+    assert len(said) == 1 and f"--steps {HALF_SET_STEPS}" in said[0], said
+    assert f"--steps {HALF_SET_STEPS}" in (tmp_path / "h" / "run.log").read_text()
+    assert "half-sets:" not in (tmp_path / "plain" / "run.log").read_text()
