@@ -213,12 +213,7 @@ def describe_start(t: Trainer, resumed: bool) -> list[str]:
         f"mask threshold {cfg.mask_threshold:g}",
         f"normalisation: mean {norm.mean:.6g}, std {norm.std:.6g}",
     ]
-    crop_tm = getattr(t.method, "crop_tm", None)
-    on_crop = (cfg.adv_weight > 0 and cfg.adv_wedge == "crop") or (
-        cfg.data_weight > 0 and cfg.data_wedge == "crop"
-    )
-    if crop_tm is not None and on_crop:
-        lines.append(f"wedge operator of the energy model and data term: {crop_tm.describe()}")
+    lines += t.method.describe()
     return lines
 
 

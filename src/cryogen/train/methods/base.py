@@ -184,6 +184,10 @@ class TrainingMethod(ABC):
         """Work due before the batch is drawn (refills); values to log."""
         return {}
 
+    def describe(self) -> list[str]:
+        """Lines about the method's own choices for ``run.log``'s header."""
+        return []
+
     @abstractmethod
     def losses(self, batch: Batch, progress: float) -> StepOutput:
         """The losses of one batch, at ``progress`` of the schedule."""

@@ -101,6 +101,15 @@ class CryoGEN(TrainingMethod):
     def uses_energy(config: TrainConfig) -> bool:
         return config.adv_weight > 0
 
+    def describe(self) -> list[str]:
+        cfg = self.cfg
+        on_crop = (cfg.adv_weight > 0 and cfg.adv_wedge == "crop") or (
+            cfg.data_weight > 0 and cfg.data_wedge == "crop"
+        )
+        if not on_crop:
+            return []
+        return [f"wedge operator of the energy model and data term: {self.crop_tm.describe()}"]
+
     def before_batch(self, step: int, progress: float) -> dict[str, float]:
         if self.cfg.consistency_target != "refilled":
             return {}
