@@ -60,8 +60,11 @@ def make_model(generator, *, sigma_g=0.05, mean=0.0, std=1.0, tilt=(-60.0, 60.0)
     )
 
 
-def save_model(path, cfg, generator, *, mean, std, method="cryogen", tilt=(-60.0, 60.0), voxel=2.5):
-    """A generator checkpoint as ``cryogen train`` writes it."""
+def save_model(
+    path, cfg, generator, *, mean, std, method="cryogen", tilt=(-60.0, 60.0), voxel=2.5,
+    half_sets=False,
+):  # fmt: skip
+    """A generator checkpoint as ``cryogen train`` writes it (``half_sets``: trained on them)."""
     save_checkpoint(
         path,
         {
@@ -76,12 +79,13 @@ def save_model(path, cfg, generator, *, mean, std, method="cryogen", tilt=(-60.0
             "step": 0,
             "elapsed_s": 0.0,
             "generator": generator.state_dict(),
+            "half_sets": half_sets,
         },
     )
     return path
 
 
-def identity_checkpoint(path, volume, tilt=(-60.0, 60.0)):
+def identity_checkpoint(path, volume, tilt=(-60.0, 60.0), half_sets=False):
     """A checkpoint holding the untrained generator (zero-initialised residual head = identity)."""
     cfg = tiny_config(tilt_min=tilt[0], tilt_max=tilt[1])
     return save_model(
@@ -92,6 +96,7 @@ def identity_checkpoint(path, volume, tilt=(-60.0, 60.0)):
         std=float(volume.std()),
         tilt=tilt,
         voxel=1.0,
+        half_sets=half_sets,
     )
 
 

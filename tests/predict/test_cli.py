@@ -254,3 +254,96 @@ def test_cli_tta_writes_the_rotation_average(tmp_path, checkpoint):
     ref = predict_volume(load_model(checkpoint, "cpu"), x, options)
     assert voxel_size(tmp_path / "o.mrc") == pytest.approx(2.5)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))
+
+
+# ------------------------------------------------------------------------------ --blur
+@pytest.fixture()
+def half_set_files(tmp_path):
+    """A tomogram (the mean), its two half-sets with independent noise where measured, and
+    an identity model marked as trained on half-sets."""
+    from cryogen.wedge import missing_wedge_mask
+    from predict.fakes import identity_checkpoint
+
+    x = wedged((30, 28, 26), scale=40.0)
+    m = missing_wedge_mask(x.shape, -60, 60).numpy()
+    rng = np.random.default_rng(0)
+    halves = []
+    for _ in (1, 2):
+        white = rng.normal(size=x.shape)
+        noise = np.fft.irfftn(np.fft.rfftn(white) * m, s=x.shape, axes=(0, 1, 2))
+        halves.append((x + 3.0 * noise).astype(np.float32))
+    paths = {}
+    for name, v in (("tomo", (halves[0] + halves[1]) / 2), ("even", halves[0]), ("odd", halves[1])):
+        paths[name] = tmp_path / f"{name}.mrc"
+        write_mrc(paths[name], v, 1.0)
+    paths["model"] = identity_checkpoint(tmp_path / "m.pt", x, half_sets=True)
+    paths["plain_model"] = identity_checkpoint(tmp_path / "plain.pt", x)
+    return paths
+
+
+def test_cli_blur_auto_chooses_from_the_half_sets_and_blurs_last(tmp_path, half_set_files):
+    from scipy.ndimage import gaussian_filter
+
+    f = half_set_files
+    res = invoke(
+        "predict", f["model"], f["tomo"], "--halves", f["even"], f["odd"], "-o", tmp_path / "a.mrc",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "chosen from the half-sets" in res.output, res.output
+    sigma = float(res.output.split("blur of sigma ")[1].split(" voxels")[0])
+    assert sigma > 0  # the identity model's output is the noisy mean
+    res = invoke(
+        "predict", f["model"], f["tomo"], "--blur", "none", "-o", tmp_path / "n.mrc",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    plain = read_mrc(tmp_path / "n.mrc").astype(np.float64)
+    want = gaussian_filter(plain, sigma, mode="nearest")
+    np.testing.assert_allclose(read_mrc(tmp_path / "a.mrc"), want, atol=1e-3)
+    assert voxel_size(tmp_path / "a.mrc") == pytest.approx(1.0)
+    res = invoke(
+        "predict", f["model"], f["tomo"], "--blur", "0.6", "-o", tmp_path / "f.mrc",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    want = gaussian_filter(plain, 0.6, mode="nearest")
+    np.testing.assert_allclose(read_mrc(tmp_path / "f.mrc"), want, atol=1e-3)
+
+
+def test_cli_blur_auto_is_none_without_half_sets_or_a_half_set_model(tmp_path, half_set_files):
+    f = half_set_files
+    outs = []
+    for i, (model, extra) in enumerate(
+        [(f["model"], []), (f["plain_model"], ["--halves", f["even"], f["odd"]])]
+    ):
+        out = tmp_path / f"o{i}.mrc"
+        res = invoke("predict", model, f["tomo"], *extra, "-o", out, "--device", "cpu")
+        assert res.exit_code == 0, res.output
+        assert "chosen from the half-sets" not in res.output
+        assert ("give its half-sets" in res.output) == (i == 0), res.output
+        outs.append(read_mrc(out))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+
+def test_cli_blur_errors(tmp_path, half_set_files):
+    f = half_set_files
+    res = invoke("predict", f["model"], f["tomo"], "--blur", "soft", "-o", tmp_path / "o.mrc")
+    one_line_error(res, "--blur takes auto, none or a sigma")
+    from cryogen.errors import InputError
+    from cryogen.predict import plan_outputs
+
+    with pytest.raises(InputError, match="give the tomograms to correct"):
+        plan_outputs([], tmp_path / "o.mrc", halves=[(f["even"], f["odd"])])
+    write_mrc(tmp_path / "small.mrc", wedged((30, 28, 20)), 1.0)
+    res = invoke(
+        "predict", f["model"], f["tomo"], "--halves", f["even"], tmp_path / "small.mrc",
+        "-o", tmp_path / "o.mrc", "--device", "cpu",
+    )  # fmt: skip
+    one_line_error(res, "different shapes")
+    assert not (tmp_path / "o.mrc").exists()
+    res = invoke(
+        "predict", f["model"], f["tomo"], "--halves", f["even"], tmp_path / "gone.mrc",
+        "-o", tmp_path / "o.mrc",
+    )  # fmt: skip
+    one_line_error(res, "gone.mrc: file not found")

@@ -20,7 +20,16 @@ from cryogen.benchmark.results import (
 from cryogen.benchmark.scoring import score_volumes
 from cryogen.benchmark.settings import METHOD_LABELS, BenchmarkSettings
 
-__all__ = ["MethodJob", "MethodOutcome", "OnStage", "Say", "predict_volumes", "teller"]
+__all__ = [
+    "MethodJob",
+    "MethodOutcome",
+    "OnStage",
+    "Say",
+    "blur_from_halves",
+    "predict_volumes",
+    "prediction_options",
+    "teller",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +59,43 @@ def predict_volumes(
     """Predict every volume with :func:`cryogen.predict.predict_volume` in tiles of the
     training crop, as ``cryogen predict`` (overlap ``min(16, tile // 4)``; ``tta`` as its
     ``--tta``)."""
-    from cryogen.predict import PredictOptions, predict_volume
+    from cryogen.predict import predict_volume
+
+    options = prediction_options(model, tta=tta)
+    return [predict_volume(model, v, options) for v in volumes]
+
+
+def prediction_options(model: Any, *, tta: bool = False) -> Any:
+    """The benchmark's :class:`~cryogen.predict.PredictOptions`: tiles of the training crop,
+    overlap ``min(16, tile // 4)``."""
+    from cryogen.predict import PredictOptions
 
     roi = int(model.crop_size)
-    options = PredictOptions(tile=roi, overlap=min(16, roi // 4), tta=tta)
-    return [predict_volume(model, v, options) for v in volumes]
+    return PredictOptions(tile=roi, overlap=min(16, roi // 4), tta=tta)
+
+
+def blur_from_halves(
+    model: Any,
+    preds: Sequence[np.ndarray],
+    halves: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    tta: bool = False,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Each prediction blurred by the width its volume's half-sets choose, as ``cryogen
+    predict --blur auto`` does (:func:`cryogen.predict.half_blur.choose_half_set_blur`; no
+    truth used); the widths."""
+    from cryogen.predict.blur import blur_in_place
+    from cryogen.predict.half_blur import choose_half_set_blur
+
+    options = prediction_options(model, tta=tta)
+    out, sigmas = [], []
+    for p, (a, b) in zip(preds, halves, strict=True):
+        sigma = choose_half_set_blur(model, a, b, options).sigma
+        q = np.array(p, dtype=np.float32, copy=True)
+        blur_in_place(q, sigma)
+        out.append(q)
+        sigmas.append(sigma)
+    return out, sigmas
 
 
 @dataclass
@@ -128,10 +169,17 @@ class MethodJob:
         if final is None:  # no snapshot (training saves one at the end)
             model = load_model(run_dir, cfg.device)
             final = model, predict_volumes(model, self.corrupted, tta=self.settings.tta)
+        preds, extra = final[1], {}
+        if self.halves is not None and self.settings.blur == "auto":
+            raw = self._score(preds, full=False).get("psnr")
+            preds, sigmas = blur_from_halves(final[0], preds, self.halves, tta=self.settings.tta)
+            extra = {"half_blur_sigma": float(np.median(sigmas)), "psnr_unblurred": raw}
+            tell(f"{label}: blur chosen from the half-sets, sigma {extra['half_blur_sigma']:g}")
         tell(f"scoring {label} with every metric")
-        score = self._score(final[1])
+        score = self._score(preds)
+        score.metrics.update(extra)
         score.checkpoint = str(Path(final[0].path).relative_to(self.out))
-        return MethodOutcome(score, final[1][0])
+        return MethodOutcome(score, preds[0])
 
     def _score(self, preds: list[np.ndarray], full: bool = True) -> Scores:
         s = self.settings

@@ -51,7 +51,10 @@ class BenchmarkSettings:
     (the default) chooses: at the same time when they train on the CPU and at least two CPUs
     are available (:meth:`resolved`).  ``halves`` makes two half-sets per volume, trains on
     them (Noise2Noise) and predicts their mean; ``dose`` (e/Å²) and ``defocus`` (µm, a CTF)
-    describe a simulated tilt series with half-sets (even and odd frames).
+    describe a simulated tilt series with half-sets (even and odd frames).  ``blur``: with
+    half-sets, ``"auto"`` blurs each method's final prediction by the width its half-sets
+    choose, as ``cryogen predict --blur auto`` (the checkpoints' curve stays unblurred);
+    ``"none"`` scores the network's output as it is.
     """
 
     case: str
@@ -73,6 +76,7 @@ class BenchmarkSettings:
     halves: bool = False
     dose: float | None = None
     defocus: float | None = None
+    blur: str = "auto"
 
     def resolved(self) -> BenchmarkSettings:
         """These settings with ``concurrent`` decided: as given, or, where None, True when the
@@ -109,6 +113,8 @@ class BenchmarkSettings:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.snr is not None and not self.snr > 0:
             raise InputError(f"snr must be positive, got {self.snr:g}")
+        if self.blur not in ("auto", "none"):
+            raise InputError(f"blur must be 'auto' or 'none', got {self.blur!r}")
         if self.curve_points < 1:
             raise InputError(f"curve_points must be >= 1, got {self.curve_points}")
         if not self.tilt_step > 0:
@@ -151,10 +157,12 @@ class BenchmarkSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchmarkSettings:
         """Settings read back from ``results.json`` (unknown keys ignored; a folder written
-        before ``concurrent`` existed ran the methods one after the other)."""
+        before ``concurrent`` existed ran the methods one after the other, one written before
+        ``blur`` existed scored the networks' output unblurred)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values.setdefault("concurrent", False)
+        values.setdefault("blur", "none")
         return cls(**values)
 
 

@@ -173,7 +173,7 @@ def _register_commands() -> None:
     register("evaluate", evaluate.evaluate)
     register("show", show.show)
     register("train", train.train, cls=PairCommand)
-    register("predict", predict.predict, help=predict.HELP)
+    register("predict", predict.predict, help=predict.HELP, cls=PairCommand)
     register("simulate", simulate.simulate)
     register("reconstruct", reconstruct.reconstruct)
     register("prepare", prepare.prepare, cls=PairCommand)

@@ -49,6 +49,11 @@ class PredictOptions:
     tilt_range : (float, float) or None
         The input's tilt range, degrees: its missing wedge for ``keep_measured`` and
         ``tta``.  ``None``: the model's (a model trained on several ranges needs it).
+    blur : float
+        Gaussian blur of the output, sigma in voxels, applied last (0: none).  With
+        samples, of their mean (the standard-deviation map is the raw samples').  For a
+        model trained on half-sets it can be chosen from the half-sets
+        (:func:`~cryogen.predict.half_blur.choose_half_set_blur`).
     """
 
     tile: int | None = None
@@ -60,6 +65,7 @@ class PredictOptions:
     tta: bool = False
     max_memory: int = DEFAULT_MAX_MEMORY
     tilt_range: tuple[float, float] | None = None
+    blur: float = 0.0
 
     def check(self) -> None:
         """Raise ``InputError`` for values that cannot work (whatever the model)."""
@@ -75,6 +81,8 @@ class PredictOptions:
             raise InputError(f"samples must be >= 1, got {self.samples}")
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
+        if not self.blur >= 0:  # NaN too
+            raise InputError(f"the blur's sigma must be >= 0 voxels, got {self.blur}")
         if self.max_memory < 0:
             raise InputError(f"max_memory must be >= 0, got {self.max_memory}")
 

@@ -43,6 +43,8 @@ class Job:
         ``(tilt_min, tilt_max)`` recorded for it, degrees (``None``: not recorded).
     where
         How messages name it: the file, or ``"LIST.star, row N"``.
+    halves
+        Its two half-sets (``None``: none given).
     """
 
     input: Path
@@ -51,6 +53,7 @@ class Job:
     pixel_size: float | None
     tilt: tuple[float | None, float | None]
     where: str
+    halves: tuple[Path, Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,15 @@ class PredictionPlan:
     def check_files(
         self, overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
     ) -> None:
-        """Refuse a missing input, an existing output (without ``overwrite``) and an output
-        that is an input (a tomogram, the STAR file, or one of ``inputs``: the model),
-        before any work."""
-        read = [j.input for j in self.jobs] + [self.star, *inputs]
+        """Refuse a missing input or half-set, an existing output (without ``overwrite``)
+        and an output that is an input (a tomogram, a half-set, the STAR file, or one of
+        ``inputs``: the model), before any work."""
+        read = [p for j in self.jobs for p in (j.input, *(j.halves or ()))]
+        read += [self.star, *inputs]
         for job in self.jobs:
-            if not job.input.is_file():
-                raise InputError(f"{job.input}: file not found")
+            for p in (job.input, *(job.halves or ())):
+                if not p.is_file():
+                    raise InputError(f"{p}: file not found")
             for p in (job.output, job.std):
                 if p is not None:
                     check_output_path(p, overwrite, inputs=read)
@@ -130,6 +135,7 @@ def plan_outputs(
     *,
     samples: int = 1,
     pixel_size: float | None = None,
+    halves: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] | None = None,
 ) -> PredictionPlan:
     """The tomograms to correct, their output files and the STAR file to write.
 
@@ -138,18 +144,24 @@ def plan_outputs(
     write ``OUT_DIR/<input stem>_corrected.mrc`` (the folder is created if missing).  With
     ``samples >= 2`` every output ``X.mrc`` gets ``X_std.mrc`` beside it.  A STAR input
     also writes ``OUT_DIR/<star stem>_corrected.star``.  ``pixel_size`` replaces the STAR
-    file's and the headers'.
+    file's and the headers'.  ``halves``: with MRC files, one ``(half1, half2)`` pair per
+    tomogram (a STAR file names them in its half-set columns).
 
     Raises
     ------
     InputError
         Mixed STAR/MRC inputs, several inputs for one output file, two inputs with the
-        same output name, or an unreadable STAR file.
+        same output name, an unreadable STAR file, or half-sets without their tomogram.
     OutputError
         The output folder cannot be created.
     """
     output = Path(output)
-    sources, star = tomogram_sources(inputs)
+    sources, star = tomogram_sources(inputs, halves=halves)
+    if any(s.from_halves for s in sources):
+        raise InputError(
+            "give the tomograms to correct (the mean of each pair of half-sets) before "
+            "--halves: cryogen predict MODEL TOMO.mrc --halves EVEN ODD -o OUT.mrc"
+        )
     to_folder = (
         star is not None
         or len(inputs) > 1
@@ -169,6 +181,7 @@ def plan_outputs(
                 pixel_size=pixel_size if pixel_size is not None else s.pixel_size,
                 tilt=(s.tilt_min, s.tilt_max),
                 where=s.where,
+                halves=(s.half1, s.half2) if s.half1 and s.half2 else None,
             )
         )
     _check_distinct(jobs)

@@ -23,6 +23,7 @@ import torch
 from cryogen.device import autocast
 from cryogen.errors import InputError
 from cryogen.model import LoadedModel, generator_output, memory_format
+from cryogen.predict.blur import blur_in_place
 from cryogen.predict.bounded_io import as_array, read_bounded, write_bounded
 from cryogen.predict.keep_measured import keep_measured_fourier
 from cryogen.predict.options import PredictOptions
@@ -157,6 +158,9 @@ def predict_stream(
             scratch_dir=scratch_dir,
         )
         logger.info("measured Fourier components restored (%s)", how)
+    if options.blur > 0:
+        blur_in_place(out, options.blur)
+        logger.info("output blurred with a Gaussian of sigma %g voxels", options.blur)
 
 
 def _predict_tiles(

@@ -143,6 +143,19 @@ Halves = Annotated[
         "--snr, or --dose with --wedge tilt-series.",
     ),
 ]
+HalfBlur = Annotated[
+    str,
+    option(
+        "blur",
+        "--blur",
+        metavar="auto|none",
+        help="With --halves, auto blurs each method's final prediction by the Gaussian width "
+        "its half-sets choose, as `cryogen predict --blur auto` does (no truth used; the "
+        "PSNR-time curve stays unblurred); none scores the networks' output as it is "
+        "(default: auto).",
+        show_default=False,
+    ),
+]
 Dose = Annotated[
     float | None,
     option(
@@ -289,6 +302,7 @@ def benchmark(
     curve_points: CurvePoints = 10,
     tta: Tta = False,
     halves: Halves = False,
+    blur: HalfBlur = "auto",
     dose: Dose = None,
     defocus: Defocus = None,
     concurrent: Concurrent = None,
@@ -321,6 +335,7 @@ def benchmark(
         halves=halves,
         dose=dose,
         defocus=defocus,
+        blur=blur.strip().lower(),
     )
     if repeats > 1:
         _repeats(settings, output, repeats, overwrite, resume, quiet)

@@ -24,10 +24,11 @@ from cryogen.cli.options import (
     tilt_max_option,
     tilt_min_option,
 )
+from cryogen.cli.pairs import halves_option, pairs
 from cryogen.errors import InputError
 
 if TYPE_CHECKING:
-    from cryogen.predict import Job, LoadedModel
+    from cryogen.predict import Job, LoadedModel, PredictOptions
 
 __all__ = ["HELP", "predict"]
 
@@ -150,6 +151,29 @@ Samples = Annotated[
         show_default=False,
     ),
 ]
+Halves = Annotated[
+    list[Path] | None,
+    halves_option(
+        "The two half-sets (even/odd frames or tilts) of each tomogram, repeatable, one pair "
+        "per tomogram in order (a STAR file names them in its "
+        "rlnTomoReconstructedTomogramHalf1/2 columns). They choose --blur auto's width."
+    ),
+]
+Blur = Annotated[
+    str,
+    option(
+        "blur",
+        "--blur",
+        metavar="auto|none|SIGMA",
+        help="Gaussian blur of the output, sigma in voxels, or none. auto: for a model "
+        "trained on half-sets, given the tomogram's half-sets, the width that best predicts "
+        "each half-set from the other's prediction where it was measured (a central region "
+        "of each half-set, at most 160 voxels along each axis, is predicted for it); no blur "
+        "otherwise. Measured +0.5 to +0.8 dB on noisy phantoms (docs/benchmarks.md) "
+        "(default: auto).",
+        show_default=False,
+    ),
+]
 ModelMethod = Annotated[
     Method | None,
     option(
@@ -179,6 +203,8 @@ def predict(
     tilt_min: TiltMin = None,
     tilt_max: TiltMax = None,
     method: ModelMethod = None,
+    halves: Halves = None,
+    blur: Blur = "auto",
     beam_axis: BeamAxis = "z",
     pixel_size: PixelSize = None,
     overwrite: Overwrite = False,
@@ -196,8 +222,11 @@ def predict(
         keep_measured=keep_measured, tta=tta,
     )  # fmt: skip
     options.check()
+    fixed_blur = parse_blur(blur)
     setup_threads(threads)
-    plan = plan_outputs(inputs, output, samples=samples, pixel_size=pixel_size)
+    plan = plan_outputs(
+        inputs, output, samples=samples, pixel_size=pixel_size, halves=pairs(halves)
+    )
     plan.check_files(overwrite, inputs=[model_path])
     _check_inputs(plan.jobs, beam_axis)  # a bad tomogram fails before the model loads
     with distributed.session(device) as ctx:
@@ -222,6 +251,9 @@ def predict(
         for job in distributed.shard(plan.largest_first()):
             _warn_voxel_size(model, job, beam_axis)
             job_options = replace(options, tilt_range=ranges[job.output])
+            job_options = replace(
+                job_options, blur=_job_blur(model, job, job_options, fixed_blur, beam_axis)
+            )
             res = predict_file(
                 model, job.input, job.output, job_options, std_path=job.std,
                 beam_axis=beam_axis, pixel_size=job.pixel_size, overwrite=overwrite,
@@ -237,6 +269,61 @@ def predict(
         distributed.barrier(ctx, "all tomograms predicted")
         if ctx.is_main and plan.write_star(overwrite) is not None:
             console.print(f"wrote {plan.star_out}", highlight=False)
+
+
+def parse_blur(value: str) -> float | None:
+    """``--blur``: a sigma in voxels, 0 for ``none``, ``None`` for ``auto``."""
+    v = value.strip().lower()
+    if v == "auto":
+        return None
+    if v in ("none", "off"):
+        return 0.0
+    try:
+        sigma = float(v)
+    except ValueError:
+        sigma = math.nan
+    if not sigma >= 0 or math.isinf(sigma):
+        raise InputError(f"--blur takes auto, none or a sigma >= 0 in voxels, got {value!r}")
+    return sigma
+
+
+def _job_blur(
+    model: LoadedModel, job: Job, options: PredictOptions, fixed: float | None, beam_axis: str
+) -> float:
+    """The blur of one tomogram: ``--blur``'s value, or with auto the width its half-sets
+    choose (none for a model not trained on half-sets, or a tomogram without them)."""
+    from cryogen.io import read_volume
+    from cryogen.predict.bounded_io import release
+    from cryogen.predict.half_blur import choose_half_set_blur
+
+    if fixed is not None:
+        return fixed
+    if not model.half_sets:
+        return 0.0
+    if job.halves is None:
+        console.print(
+            f"{job.input.name}: not blurred; the model was trained on half-sets: give its "
+            "half-sets (--halves EVEN ODD, or a STAR file's half-set columns) to choose a blur "
+            "from them",
+            highlight=False,
+        )
+        return 0.0
+    vols = [
+        read_volume(p, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False)
+        for p in (job.input, *job.halves)
+    ]
+    try:
+        shapes = [tuple(v.shape) for v in vols]
+        if len(set(shapes)) > 1:
+            raise InputError(
+                f"{job.where}: the tomogram and its half-sets have different shapes "
+                f"({', '.join(str(s) for s in shapes)})"
+            )
+        choice = choose_half_set_blur(model, vols[1].data, vols[2].data, options)
+    finally:
+        release(*(v.data for v in vols))
+    console.print(f"{job.input.name}: {choice.describe()}", highlight=False)
+    return choice.sigma
 
 
 def _input_range(
