@@ -11,8 +11,8 @@ from cryogen.predict import PredictOptions, predict_volume
 from cryogen.predict.blur import blur_in_place
 from cryogen.predict.half_blur import (
     BLUR_SIGMAS,
+    BlurChoice,
     central_region,
-    choose_blur,
     choose_half_set_blur,
     half_set_blur_errors,
 )
@@ -107,10 +107,11 @@ def test_half_set_choice_matches_the_truths_choice_for_the_mean(noise):
 
 def test_a_noiseless_prediction_is_not_blurred():
     _, t_w, (a, b), _ = _noisy_halves((32, 32, 32), 1.0, seed=3)
-    choice = choose_blur(t_w, t_w, a, b, (-60, 60), cut_out=False)
+    errors = half_set_blur_errors(t_w, t_w, a, b, (-60, 60), cut_out=False)
+    choice = BlurChoice.from_errors(errors, BLUR_SIGMAS, t_w.shape)
     assert choice.sigma == 0.0
     assert choice.errors[0] == 1.0 and min(choice.errors) == 1.0
-    assert "no blur" in choice.describe()
+    assert "chose no blur" in choice.describe()
 
 
 def test_choose_half_set_blur_on_a_cut_out_region_agrees_with_the_whole_volume():

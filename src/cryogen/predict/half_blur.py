@@ -45,7 +45,6 @@ __all__ = [
     "CV_EDGE",
     "BlurChoice",
     "central_region",
-    "choose_blur",
     "choose_half_set_blur",
     "half_set_blur_errors",
 ]
@@ -78,15 +77,32 @@ class BlurChoice:
     errors: tuple[float, ...]
     region: tuple[int, int, int]
 
+    @classmethod
+    def from_errors(
+        cls, errors: np.ndarray, sigmas: Sequence[float], region: Sequence[int]
+    ) -> BlurChoice:
+        """The width of least error (:func:`half_set_blur_errors`); ``sigmas[0]`` must be 0
+        (no blur), the reference of the relative errors."""
+        if len(sigmas) == 0 or sigmas[0] != 0:
+            raise ValueError("the first blur width must be 0 (no blur)")
+        if not np.all(np.isfinite(errors)) or errors[0] <= 0:
+            raise InputError("the half-sets' comparison gave no finite error; is a half-set empty?")
+        best = int(np.argmin(errors))
+        return cls(
+            float(sigmas[best]),
+            tuple(float(s) for s in sigmas),
+            tuple(float(e) for e in errors / errors[0]),
+            (int(region[0]), int(region[1]), int(region[2])),
+        )
+
     def describe(self) -> str:
         """One line for the console and the log."""
-        gain = 1.0 - min(self.errors)
         where = "x".join(str(n) for n in self.region)
         if self.sigma == 0:
-            return f"no blur: the half-sets preferred the unblurred output ({where} voxels)"
+            return f"not blurred: the half-sets chose no blur ({where} voxels compared)"
         return (
             f"Gaussian blur of sigma {self.sigma:g} voxels, chosen from the half-sets "
-            f"({where} voxels compared; {100 * gain:.1f}% less error than no blur)"
+            f"({where} voxels compared)"
         )
 
 
@@ -163,32 +179,6 @@ def half_set_blur_errors(
     return errors
 
 
-def choose_blur(
-    pred1: np.ndarray,
-    pred2: np.ndarray,
-    half1: np.ndarray,
-    half2: np.ndarray,
-    tilt_range: tuple[float, float],
-    *,
-    cut_out: bool,
-    sigmas: Sequence[float] = BLUR_SIGMAS,
-) -> BlurChoice:
-    """The blur width of least cross-validation error (:func:`half_set_blur_errors`)."""
-    errors = half_set_blur_errors(
-        pred1, pred2, half1, half2, tilt_range, cut_out=cut_out, sigmas=sigmas
-    )
-    if not np.all(np.isfinite(errors)) or errors[0] <= 0:
-        raise InputError("the half-sets' comparison gave no finite error; is a half-set empty?")
-    rel = errors / errors[0] if sigmas[0] == 0 else errors / errors.min()
-    best = int(np.argmin(errors))
-    return BlurChoice(
-        float(sigmas[best]),
-        tuple(float(s) for s in sigmas),
-        tuple(float(e) for e in rel),
-        (int(pred1.shape[0]), int(pred1.shape[1]), int(pred1.shape[2])),
-    )
-
-
 def choose_half_set_blur(
     model: LoadedModel,
     half1: np.ndarray,
@@ -218,4 +208,5 @@ def choose_half_set_blur(
     ra, rb = (read_bounded(v[region]) for v in (a, b))
     release(a, b)
     pa, pb = (predict_volume(model, r, once) for r in (ra, rb))
-    return choose_blur(pa, pb, ra, rb, tilt, cut_out=cut_out, sigmas=sigmas)
+    errors = half_set_blur_errors(pa, pb, ra, rb, tilt, cut_out=cut_out, sigmas=sigmas)
+    return BlurChoice.from_errors(errors, sigmas, pa.shape)
