@@ -41,8 +41,8 @@ __all__ = ["ProgressBar", "StopRequest", "TrainResult", "budget_spent_message", 
 logger = logging.getLogger(__name__)
 
 #: Steps that training on noisy half-sets measured needing at least: the benchmark's sphere
-#: at SNR 0.2 scored 21.0 dB after 600 steps and 26.3 / 23.2 after 3000 on two seeds
-#: (docs/benchmarks.md, "Noisy tomograms").  A shorter half-set run ends with a warning.
+#: at SNR 0.2 scored 21.0 dB after 600 steps and 26.3 / 23.2 / 26.4 after 3000 on three
+#: seeds (docs/benchmarks.md, "Noisy tomograms").  A shorter half-set run ends with a warning.
 HALF_SET_STEPS = 3000
 
 Callback = Callable[[dict[str, Any]], Any]
