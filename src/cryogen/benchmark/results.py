@@ -88,8 +88,11 @@ class Scores:
     """One row of the table: every metric averaged over the volumes.
 
     ``metrics`` holds the keys of :func:`cryogen.metrics.evaluate` in its order (means of the
-    finite values, None where none is finite, and its settings); ``checkpoint`` is the
-    scored checkpoint, relative to the run folder, for a trained method.
+    finite values, None where none is finite, and its settings); a method trained on
+    half-sets and scored blurred (settings ``blur="auto"``) adds ``half_blur_sigma`` (the
+    median width its half-sets chose over the volumes) and ``psnr_unblurred``.
+    ``checkpoint`` is the scored checkpoint, relative to the run folder, for a trained
+    method.
     """
 
     metrics: dict[str, Any]
