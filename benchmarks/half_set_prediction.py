@@ -40,17 +40,12 @@ from cryogen.benchmark.baselines import best_gaussian_blur
 from cryogen.benchmark.job import blur_from_halves, prediction_options
 from cryogen.metrics import apply_scale_fit, psnr, ssim_global
 from cryogen.predict import keep_measured_fourier, load_model, predict_volume
-from cryogen.predict.blur import blur_in_place
+from cryogen.predict.blur import blurred
 from cryogen.predict.half_blur import BLUR_SIGMAS
 
 
-def blurred(preds: list[np.ndarray], sigma: float) -> list[np.ndarray]:
-    out = []
-    for p in preds:
-        q = np.array(p, dtype=np.float32, copy=True)
-        blur_in_place(q, sigma)
-        out.append(q)
-    return out
+def blurred_all(preds: list[np.ndarray], sigma: float) -> list[np.ndarray]:
+    return [blurred(p, sigma) for p in preds]
 
 
 def mean_psnr(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
@@ -105,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, c in zip(kept, inputs, strict=True):
             keep_measured_fourier(c, k, s.tilt_min, s.tilt_max)
         chosen, widths = blur_from_halves(model, mean, pairs)
-        best = max(BLUR_SIGMAS, key=lambda w: mean_psnr(blurred(mean, w), truths))
+        best = max(BLUR_SIGMAS, key=lambda w: mean_psnr(blurred_all(mean, w), truths))
         print(f"  {method}, step {model.step}")
         print(f"    {'mean':40s} {scores(mean, truths)}")
         print(f"    {'halves, averaged':40s} {scores(halves, truths)}")
@@ -113,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"mean + blur from the half-sets ({', '.join(f'{w:g}' for w in widths)})"
         print(f"    {label:40s} {scores(chosen, truths)}")
         label = f"mean + best blur ({best:g})"
-        print(f"    {label:40s} {scores(blurred(mean, best), truths)}")
+        print(f"    {label:40s} {scores(blurred_all(mean, best), truths)}")
     return 0
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 
 __all__ = [
+    "cosine_taper",
     "missing_wedge_mask",
     "guarded_wedge_mask",
     "wedge_operator",
@@ -268,3 +270,36 @@ def wedge_symmetries(tilt_min: float = -60.0, tilt_max: float = 60.0) -> tuple[i
     n = 17
     mask = torch.fft.fftshift(missing_wedge_mask((n, n, n), tilt_min, tilt_max, rfft=False))
     return tuple(i for i, r in enumerate(CUBE_ROTATIONS) if torch.equal(r.apply(mask), mask))
+
+
+def cosine_taper(
+    shape: Sequence[int],
+    width: int | Sequence[int],
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Separable window of ``shape``: 1 inside, a half cosine rising over ``width`` voxels
+    at each face (one width, or one per axis; 0: no taper along that axis), nearly 0 at
+    the faces, so that a cut-out volume has no jump at its periodic border."""
+    dims = [int(n) for n in shape]
+    widths = [int(width)] * len(dims) if isinstance(width, int) else [int(k) for k in width]
+    if len(widths) != len(dims):
+        raise ValueError(f"{len(widths)} taper widths for a {len(dims)}-d shape")
+    lines = []
+    for n, k in zip(dims, widths, strict=True):
+        if not 0 <= 2 * k <= n:
+            raise ValueError(f"a taper of {k} voxels at each face does not fit {n} voxels")
+        line = torch.ones(n, device=device, dtype=dtype)
+        if k > 0:
+            ramp = 0.5 - 0.5 * torch.cos(
+                torch.pi * (torch.arange(k, device=device, dtype=dtype) + 0.5) / k
+            )
+            line[:k], line[n - k :] = ramp, ramp.flip(0)
+        lines.append(line)
+    out = lines[0].reshape(-1, *([1] * (len(dims) - 1)))
+    for ax, line in enumerate(lines[1:], start=1):
+        view = [1] * len(dims)
+        view[ax] = dims[ax]
+        out = out * line.reshape(view)
+    return out

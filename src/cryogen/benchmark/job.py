@@ -84,18 +84,12 @@ def blur_from_halves(
     """Each prediction blurred by the width its volume's half-sets choose, as ``cryogen
     predict --blur auto`` does (:func:`cryogen.predict.half_blur.choose_half_set_blur`; no
     truth used); the widths."""
-    from cryogen.predict.blur import blur_in_place
+    from cryogen.predict.blur import blurred
     from cryogen.predict.half_blur import choose_half_set_blur
 
     options = prediction_options(model, tta=tta)
-    out, sigmas = [], []
-    for p, (a, b) in zip(preds, halves, strict=True):
-        sigma = choose_half_set_blur(model, a, b, options).sigma
-        q = np.array(p, dtype=np.float32, copy=True)
-        blur_in_place(q, sigma)
-        out.append(q)
-        sigmas.append(sigma)
-    return out, sigmas
+    sigmas = [choose_half_set_blur(model, a, b, options).sigma for a, b in halves]
+    return [blurred(p, s) for p, s in zip(preds, sigmas, strict=True)], sigmas
 
 
 @dataclass
@@ -166,12 +160,13 @@ class MethodJob:
         tell(f"{label}: {res.step} steps in {minutes:.2f} min; scoring {len(snaps)} checkpoints")
         curve, final = self._curve(method, snaps, cfg.device, tell)
         on_stage("curves", curve)
+        raw = curve[-1].psnr  # the final prediction's, scored with the curve
         if final is None:  # no snapshot (training saves one at the end)
             model = load_model(run_dir, cfg.device)
             final = model, predict_volumes(model, self.corrupted, tta=self.settings.tta)
+            raw = self._score(final[1], full=False).get("psnr")
         preds, extra = final[1], {}
         if self.halves is not None and self.settings.blur == "auto":
-            raw = self._score(preds, full=False).get("psnr")
             preds, sigmas = blur_from_halves(final[0], preds, self.halves, tta=self.settings.tta)
             extra = {"half_blur_sigma": float(np.median(sigmas)), "psnr_unblurred": raw}
             tell(f"{label}: blur chosen from the half-sets, sigma {extra['half_blur_sigma']:g}")

@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter1d
 from cryogen.errors import InputError
 from cryogen.predict.bounded_io import as_array, release
 
-__all__ = ["TRUNCATE", "blur_in_place", "blur_radius"]
+__all__ = ["TRUNCATE", "blur_in_place", "blur_radius", "blurred"]
 
 #: Truncation of the Gaussian, in sigmas (scipy's default).
 TRUNCATE = 4.0
@@ -43,8 +43,14 @@ def blur_in_place(volume: np.ndarray, sigma: float, *, slab: int = 32) -> None:
         # along axis 0 the block ends at the volume's ends (where "nearest" is the volume's
         # own boundary) or r planes of context away from the planes kept
         out = gaussian_filter1d(block, sigma, axis=0, mode="nearest", truncate=TRUNCATE)
-        start = lo
         keep_tail = np.asarray(arr[max(i1 - r, 0) : i1], dtype=np.float64)
-        arr[i0:i1] = out[start : start + (i1 - i0)].astype(arr.dtype, copy=False)
+        arr[i0:i1] = out[lo : lo + (i1 - i0)].astype(arr.dtype, copy=False)
         release(arr)
         tail = keep_tail
+
+
+def blurred(volume: np.ndarray, sigma: float) -> np.ndarray:
+    """A float32 copy of ``volume`` blurred as :func:`blur_in_place` does."""
+    out = np.array(volume, dtype=np.float32, copy=True)
+    blur_in_place(out, sigma)
+    return out

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
 
 from cryogen.errors import InputError
@@ -38,7 +39,7 @@ from cryogen.predict.blur import TRUNCATE
 from cryogen.predict.bounded_io import as_array, read_bounded, release
 from cryogen.predict.options import PredictOptions
 from cryogen.predict.volume import predict_volume
-from cryogen.wedge import guarded_wedge_mask, missing_wedge_mask
+from cryogen.wedge import cosine_taper, guarded_wedge_mask, missing_wedge_mask
 
 __all__ = [
     "BLUR_SIGMAS",
@@ -116,22 +117,6 @@ def central_region(shape: Sequence[int], edge: int = CV_EDGE) -> tuple[slice, sl
     return out[0], out[1], out[2]
 
 
-def _window(shape: tuple[int, ...], width: int) -> np.ndarray:
-    """Separable cosine taper over ``width`` voxels at each face (1 inside)."""
-    w = np.ones(shape, dtype=np.float64)
-    for ax, n in enumerate(shape):
-        k = min(width, n // 4)
-        if k == 0:
-            continue
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
-        line = np.ones(n)
-        line[:k], line[n - k :] = ramp, ramp[::-1]
-        view = [1, 1, 1]
-        view[ax] = n
-        w = w * line.reshape(view)
-    return w
-
-
 def half_set_blur_errors(
     pred1: np.ndarray,
     pred2: np.ndarray,
@@ -156,7 +141,8 @@ def half_set_blur_errors(
         if tuple(v.shape) != shape:
             raise ValueError(f"{name} has shape {tuple(v.shape)}, pred1 {shape}")
     if cut_out:
-        window = _window(shape, CV_TAPER)
+        widths = [min(CV_TAPER, n // 4) for n in shape]
+        window = cosine_taper(shape, widths, dtype=torch.float64).numpy()
         mask = guarded_wedge_mask(shape, *tilt_range, CV_GUARD)[:, :1, :].numpy()
     else:
         window = np.ones(shape)

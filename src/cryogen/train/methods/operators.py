@@ -33,7 +33,7 @@ from cryogen.errors import InputError
 from cryogen.train.config import TrainConfig
 from cryogen.train.methods.base import Batch
 from cryogen.train.wedges import Wedges
-from cryogen.wedge import guarded_wedge_mask, missing_wedge_mask, wedge_operator
+from cryogen.wedge import cosine_taper, guarded_wedge_mask, missing_wedge_mask, wedge_operator
 
 __all__ = ["CropOperator", "CropWedge", "resolve_operator", "taper_window"]
 
@@ -57,14 +57,10 @@ def taper_window(
 ) -> torch.Tensor:
     """Separable window ``(size, size, size)``: 1 inside, a half cosine rising over
     ``width`` voxels at each face (nearly 0 at the faces, so the periodic crop has no
-    jump); all ones for ``width=0``."""
+    jump); all ones for ``width=0`` (:func:`cryogen.wedge.cosine_taper`)."""
     if not 0 <= 2 * width <= size:
         raise ValueError(f"a taper of {width} voxels at each face does not fit a {size}^3 crop")
-    w = torch.ones(size, device=device)
-    if width > 0:
-        ramp = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(width, device=device) + 0.5) / width)
-        w[:width], w[size - width :] = ramp, ramp.flip(0)
-    return w[:, None, None] * w[None, :, None] * w[None, None, :]
+    return cosine_taper((size, size, size), width, device=device)
 
 
 @dataclass(frozen=True)
