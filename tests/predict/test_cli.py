@@ -335,12 +335,44 @@ def test_cli_blur_errors(tmp_path, half_set_files):
 
     with pytest.raises(InputError, match="give the tomograms to correct"):
         plan_outputs([], tmp_path / "o.mrc", halves=[(f["even"], f["odd"])])
+    assert not (tmp_path / "o.mrc").exists()
+
+
+def test_cli_refuses_half_sets_unlike_their_tomogram_before_the_model_loads(
+    tmp_path, half_set_files
+):
+    """Shape, voxel size and tilt range are checked on the headers, with any --blur: a
+    model that cannot be read is not reached."""
+    from cryogen.io import write_tlt
+
+    f = half_set_files
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
     write_mrc(tmp_path / "small.mrc", wedged((30, 28, 20)), 1.0)
+    write_mrc(tmp_path / "coarse.mrc", wedged((30, 28, 26)), 2.0)
+    for odd, needle in (
+        (tmp_path / "small.mrc", "small.mrc: shape (30, 28, 20), its tomogram's"),
+        (tmp_path / "coarse.mrc", "coarse.mrc: voxel size 2 Å, its tomogram's"),
+    ):
+        for blur in ("auto", "none"):
+            res = invoke(
+                "predict", broken, f["tomo"], "--halves", f["even"], odd, "--blur", blur,
+                "-o", tmp_path / "o.mrc", "--device", "cpu",
+            )  # fmt: skip
+            one_line_error(res, needle)
+    write_tlt(tmp_path / "odd.tlt", np.linspace(-50, 50, 21))
     res = invoke(
-        "predict", f["model"], f["tomo"], "--halves", f["even"], tmp_path / "small.mrc",
+        "predict", broken, f["tomo"], "--halves", f["even"], f["odd"], "--tilt-min", "-60",
+        "--tilt-max", "60", "-o", tmp_path / "o.mrc", "--device", "cpu",
+    )  # fmt: skip
+    one_line_error(res, "odd.mrc: tilt range -50/50 (odd.tlt), its tomogram's -60/60")
+    # without a recorded range for the tomogram, the half-set's own file is not compared
+    res = invoke(
+        "predict", broken, f["tomo"], "--halves", f["even"], f["odd"],
         "-o", tmp_path / "o.mrc", "--device", "cpu",
     )  # fmt: skip
-    one_line_error(res, "different shapes")
+    one_line_error(res, "broken.pt")  # the inputs passed; the model is what fails
+    assert "tilt range" not in res.output
     assert not (tmp_path / "o.mrc").exists()
     res = invoke(
         "predict", f["model"], f["tomo"], "--halves", f["even"], tmp_path / "gone.mrc",

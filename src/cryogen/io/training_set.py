@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from cryogen.errors import InputError
+from cryogen.io.half_set_check import VOXEL_TOLERANCE, HalfSetHeader, check_half_sets
 from cryogen.io.mrc import read_volume
-from cryogen.io.sources import TomogramSource, tilt_file_range, tomogram_file
-from cryogen.io.tlt import TILT_FILE_SUFFIXES
+from cryogen.io.sources import TomogramSource, tomogram_file
 
 __all__ = [
     "DEFAULT_TILT_RANGE",
@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: The tilt range of a tomogram that records none anywhere (degrees): the common +-60.
 DEFAULT_TILT_RANGE = (-60.0, 60.0)
-#: Relative difference of voxel sizes that counts as different.
-_VOXEL_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -159,11 +157,6 @@ def _read(path: Path, beam_axis: str, pixel_size: float | None) -> tuple[np.ndar
     return vol.load(), float(vol.voxel_size)
 
 
-def _own_tilt_file(path: Path) -> Path | None:
-    """A tilt-angle file of exactly this file's name (a half-set's own angles)."""
-    return next((p for p in (path.with_suffix(s) for s in TILT_FILE_SUFFIXES) if p.is_file()), None)
-
-
 @dataclass(frozen=True)
 class _HalfSets:
     """The two half-sets of a tomogram as read."""
@@ -178,30 +171,16 @@ class _HalfSets:
     ) -> None:
         """One-line errors for half-sets that do not match each other or their tomogram."""
         assert source.half1 is not None and source.half2 is not None
-        for path, arr, v in (
-            (source.half1, self.a, self.voxel_a),
-            (source.half2, self.b, self.voxel_b),
-        ):
-            if arr.shape != shape:
-                raise InputError(
-                    f"{path}: shape {arr.shape}, its tomogram's ({source.where}) {shape}; "
-                    "the half-sets must have their tomogram's shape"
-                )
-            if abs(v - voxel) > _VOXEL_TOLERANCE * voxel:
-                raise InputError(
-                    f"{path}: voxel size {v:.4g} Å, its tomogram's ({source.where}) {voxel:.4g} Å; "
-                    "the half-sets must have their tomogram's voxel size"
-                )
-            own = _own_tilt_file(path)
-            if own is None or tilt.default:
-                continue
-            t0, t1 = tilt_file_range(own)
-            if abs(t0 - tilt.tilt_min) > 0.01 or abs(t1 - tilt.tilt_max) > 0.01:
-                raise InputError(
-                    f"{path}: tilt range {t0:g}/{t1:g} ({own.name}), its tomogram's "
-                    f"{tilt.tilt_min:g}/{tilt.tilt_max:g}; the half-sets must have their "
-                    "tomogram's missing wedge"
-                )
+        check_half_sets(
+            source.where,
+            [
+                HalfSetHeader(source.half1, self.a.shape, self.voxel_a),
+                HalfSetHeader(source.half2, self.b.shape, self.voxel_b),
+            ],
+            shape,
+            voxel,
+            None if tilt.default else (tilt.tilt_min, tilt.tilt_max),
+        )
 
 
 def _halves_of(source: TomogramSource, beam_axis: str, pixel_size: float | None) -> _HalfSets:
@@ -278,7 +257,7 @@ def load_tomograms(
         files.append(label)
     voxel = voxels[0]
     for v, s in zip(voxels[1:], sources[1:], strict=True):
-        if abs(v - voxel) > _VOXEL_TOLERANCE * voxel:
+        if abs(v - voxel) > VOXEL_TOLERANCE * voxel:
             logger.warning(
                 "%s: voxel size %.4g Å differs from the first tomogram's %.4g Å", s.path, v, voxel
             )

@@ -228,7 +228,8 @@ def predict(
         inputs, output, samples=samples, pixel_size=pixel_size, halves=pairs(halves)
     )
     plan.check_files(overwrite, inputs=[model_path])
-    _check_inputs(plan.jobs, beam_axis)  # a bad tomogram fails before the model loads
+    # a bad tomogram or half-set fails before the model loads
+    _check_inputs(plan.jobs, beam_axis, tilt_min, tilt_max)
     with distributed.session(device) as ctx:
         model = load_model(
             model_path,
@@ -312,13 +313,7 @@ def _job_blur(
         read_volume(p, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False)
         for p in (job.input, *job.halves)
     ]
-    try:
-        shapes = [tuple(v.shape) for v in vols]
-        if len(set(shapes)) > 1:
-            raise InputError(
-                f"{job.where}: the tomogram and its half-sets have different shapes "
-                f"({', '.join(str(s) for s in shapes)})"
-            )
+    try:  # shapes, voxel sizes and tilt ranges were checked by _check_inputs
         choice = choose_half_set_blur(model, vols[1].data, vols[2].data, options)
     finally:
         release(*(v.data for v in vols))
@@ -336,12 +331,30 @@ def _input_range(
     return model.check_tilt_range(t0, t1, job.where)
 
 
-def _check_inputs(jobs: Sequence[Job], beam_axis: str) -> None:
-    """Read every input's header (an MRC volume with a voxel size), before any model loads."""
+def _check_inputs(
+    jobs: Sequence[Job], beam_axis: str, tilt_min: float | None, tilt_max: float | None
+) -> None:
+    """Read every input's header (an MRC volume with a voxel size) and its half-sets'
+    (the tomogram's shape, voxel size and tilt range), before any model loads."""
     from cryogen.io import read_volume
+    from cryogen.io.half_set_check import HalfSetHeader, check_half_sets
 
     for job in jobs:
-        read_volume(job.input, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False)
+        head = read_volume(
+            job.input, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False
+        )
+        if job.halves is None:
+            continue
+        halves = []
+        for path in job.halves:
+            half = read_volume(
+                path, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False
+            )
+            halves.append(HalfSetHeader(path, tuple(half.shape), float(half.voxel_size)))
+        t0 = job.tilt[0] if job.tilt[0] is not None else tilt_min
+        t1 = job.tilt[1] if job.tilt[1] is not None else tilt_max
+        tilt = None if t0 is None or t1 is None else (t0, t1)
+        check_half_sets(job.where, halves, tuple(head.shape), float(head.voxel_size), tilt)
 
 
 def _warn_voxel_size(model: LoadedModel, job: Job, beam_axis: str) -> None:
