@@ -169,7 +169,7 @@ Blur = Annotated[
         "trained on half-sets, given the tomogram's half-sets, the width that best predicts "
         "each half-set from the other's prediction where it was measured (a central region "
         "of each half-set, at most 160 voxels along each axis, is predicted for it); no blur "
-        "otherwise. Measured +0.3 to +0.9 dB on a noisy phantom (docs/benchmarks.md) "
+        "otherwise. Measured +0.2 to +1.4 dB on noisy phantoms (docs/benchmarks.md) "
         "(default: auto).",
         show_default=False,
     ),
