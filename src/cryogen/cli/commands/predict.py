@@ -309,12 +309,13 @@ def _job_blur(
             highlight=False,
         )
         return 0.0
+    # shapes, voxel sizes and tilt ranges were checked against the tomogram by _check_inputs
     vols = [
         read_volume(p, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False)
-        for p in (job.input, *job.halves)
+        for p in job.halves
     ]
-    try:  # shapes, voxel sizes and tilt ranges were checked by _check_inputs
-        choice = choose_half_set_blur(model, vols[1].data, vols[2].data, options)
+    try:
+        choice = choose_half_set_blur(model, vols[0].data, vols[1].data, options)
     finally:
         release(*(v.data for v in vols))
     console.print(f"{job.input.name}: {choice.describe()}", highlight=False)
@@ -326,9 +327,18 @@ def _input_range(
 ) -> tuple[float, float]:
     """A tomogram's tilt range: recorded with it (STAR row, ``.tlt``), else the flags, else
     the model's; refused unless the model was trained for it."""
-    t0 = job.tilt[0] if job.tilt[0] is not None else tilt_min
-    t1 = job.tilt[1] if job.tilt[1] is not None else tilt_max
-    return model.check_tilt_range(t0, t1, job.where)
+    return model.check_tilt_range(*_given_tilt(job, tilt_min, tilt_max), job.where)
+
+
+def _given_tilt(
+    job: Job, tilt_min: float | None, tilt_max: float | None
+) -> tuple[float | None, float | None]:
+    """Each end of a tomogram's tilt range recorded with it, else the flag's (``None``:
+    neither)."""
+    return (
+        job.tilt[0] if job.tilt[0] is not None else tilt_min,
+        job.tilt[1] if job.tilt[1] is not None else tilt_max,
+    )
 
 
 def _check_inputs(
@@ -351,8 +361,7 @@ def _check_inputs(
                 path, beam_axis=beam_axis, pixel_size=job.pixel_size, check_values=False
             )
             halves.append(HalfSetHeader(path, tuple(half.shape), float(half.voxel_size)))
-        t0 = job.tilt[0] if job.tilt[0] is not None else tilt_min
-        t1 = job.tilt[1] if job.tilt[1] is not None else tilt_max
+        t0, t1 = _given_tilt(job, tilt_min, tilt_max)
         tilt = None if t0 is None or t1 is None else (t0, t1)
         check_half_sets(job.where, halves, tuple(head.shape), float(head.voxel_size), tilt)
 
