@@ -200,6 +200,8 @@ def test_tta_predicts_both_methods_with_the_rotation_average(tmp_path):
         (["benchmark", "sphere", "--set", "lr"], ["KEY=VALUE"]),
         (["benchmark", "sphere", "--preset", "gpu"], ["preset"]),
         (["demo", "--set", "crop_size=4"], ["crop_size"]),
+        (["benchmark", "sphere", "--method", "isonet", "--method", "isonet"], ["each once"]),
+        (["benchmark", "sphere", "--method", "gan"], ["--method"]),
     ],
 )
 def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, needles):

@@ -92,14 +92,15 @@ def _seed_summary(res: BenchmarkResults) -> SeedSummary:
         if row in METHODS:
             rows[row]["steps"] = res.training[row].steps
             rows[row]["minutes"] = res.training[row].minutes
-    cg, iso = rows["cryogen"], rows["isonet"]
+    cg, iso = rows.get("cryogen", {}), rows.get("isonet", {})
     diff = {
-        k: cg[k] - iso[k] if cg[k] is not None and iso[k] is not None else None for k in METRICS
+        k: cg[k] - iso[k] if cg.get(k) is not None and iso.get(k) is not None else None
+        for k in METRICS
     }
     ttq = res.time_to_quality
     fraction = ttq.fraction if ttq and ttq.reached else None
     # from the curves, so that folders written before the stability was reported have it
-    drop = {m: largest_drop(res.curves.get(m) or []) for m in METHODS}
+    drop = {m: largest_drop(res.curves.get(m) or []) for m in METHODS if m in rows}
     return SeedSummary(res.settings.seed, rows, diff, fraction, drop)
 
 
@@ -158,7 +159,7 @@ def summarise_repeats(runs: Sequence[BenchmarkResults]) -> RepeatSummary:
         raise ValueError("no runs to summarise")
     per_seed = sorted((_seed_summary(r) for r in runs), key=lambda e: e.seed)
     stability = {}
-    for m in METHODS:
+    for m in (m for m in METHODS if all(m in e.drop for e in per_seed)):
         drops = [d for d in (e.drop[m] for e in per_seed) if d is not None]
         stability[m] = StabilityStat(
             max(drops) if drops else None,
@@ -193,8 +194,9 @@ def repeat_targets(case: str, summary: RepeatSummary, paper_protocol: bool) -> l
     paper's protocol, and CryoGEN stable on every seed."""
     out: list[Target] = []
     med, paired = summary.median, summary.paired
+    cg, iso = med.get("cryogen", {}), med.get("isonet", {})
     for key in COMPARED_METRICS:
-        a, b, d = med["cryogen"].get(key), med["isonet"].get(key), paired[key].median
+        a, b, d = cg.get(key), iso.get(key), paired[key].median
         if a is not None and b is not None and d is not None:
             out.append(
                 Target(
@@ -204,11 +206,11 @@ def repeat_targets(case: str, summary: RepeatSummary, paper_protocol: bool) -> l
                     f"CryoGEN ahead on {paired[key].ahead} of {paired[key].n} seeds",
                 )
             )
-    cg = med["cryogen"].get("psnr")
+    psnr = cg.get("psnr")
     target = CASES[case].psnr_target if case in CASES else None
-    if paper_protocol and target is not None and cg is not None:
+    if paper_protocol and target is not None and psnr is not None:
         out.append(
-            Target(f"CryoGEN median PSNR >= {target:g} dB", bool(cg >= target), f"{cg:.2f} dB")
+            Target(f"CryoGEN median PSNR >= {target:g} dB", bool(psnr >= target), f"{psnr:.2f} dB")
         )
     st = summary.stability.get("cryogen")
     if st and st.n:
@@ -265,7 +267,7 @@ def _decide_concurrent(
         for seed in seeds:
             res = _finished_run(seed_dir(out, seed))
             if res is not None:
-                return replace(s, concurrent=bool(res.settings.concurrent))
+                return replace(s, concurrent=bool(res.settings.concurrent)).resolved()
     return s.resolved()
 
 
@@ -318,10 +320,11 @@ class _Repeat:
         self.save()
         assert res.summary is not None
         p = res.summary.paired["psnr"]
-        self.tell(
-            f"after {i + 1} seed(s): CryoGEN - IsoNet-style PSNR median {p.median:+.2f} dB, "
-            f"CryoGEN ahead on {p.ahead} of {p.n}"
-        )
+        if p.median is not None:
+            self.tell(
+                f"after {i + 1} seed(s): CryoGEN - IsoNet-style PSNR median {p.median:+.2f} dB, "
+                f"CryoGEN ahead on {p.ahead} of {p.n}"
+            )
 
 
 def run_benchmark_repeats(
@@ -366,7 +369,7 @@ def run_benchmark_repeats(
     out = Path(out_dir)
     seeds = [settings.seed + i for i in range(repeats)]
     s = _decide_concurrent(settings, out, seeds, resume)
-    for m in METHODS:  # every config first: a bad override fails before anything is written
+    for m in s.methods:  # every config first: a bad override fails before anything is written
         train_config(s, m)
     if not (overwrite or resume):
         refuse_held([out, *(seed_dir(out, seed) for seed in seeds)], "benchmark results", "resume")

@@ -129,11 +129,18 @@ def _budget(s: BenchmarkSettings) -> str:
 
 
 def _how_trained(s: BenchmarkSettings, sequential: str) -> str:
-    return (
-        "trained at the same time (one process per half of the CPUs)"
-        if s.concurrent
-        else sequential
-    ) + (f"; config overrides {s.overrides}" if s.overrides else "")
+    if len(s.methods) < 2:
+        how = f"{METHOD_LABELS[s.methods[0]]} only"
+    elif s.concurrent:
+        how = "trained at the same time (one process per half of the CPUs)"
+    else:
+        how = sequential
+    return how + (f"; config overrides {s.overrides}" if s.overrides else "")
+
+
+def _compared(rows: Any) -> bool:
+    """Whether both methods have rows: the paired differences and time to quality exist."""
+    return all(m in rows for m in METHODS)
 
 
 def _paper_lines(case: str) -> list[str]:
@@ -234,17 +241,20 @@ def render_markdown(results: BenchmarkResults) -> str:
         )
     lines += _half_blur_lines(results)
     lines += ["", *_score_table(results), *_blur_lines(results), *_paper_lines(s.case)]
-    lines += [
-        "",
-        f"**Time to quality**: {ttq_text(results.time_to_quality)}. "
-        "(The paper claims CryoGEN needs about a tenth of IsoNet's training time.)",
-    ]
+    if len(s.methods) > 1:
+        lines += [
+            "",
+            f"**Time to quality**: {ttq_text(results.time_to_quality)}. "
+            "(The paper claims CryoGEN needs about a tenth of IsoNet's training time.)",
+        ]
     drops = results.stability
     if drops:
         lines += [
             "",
             f"**Stability** ({STABILITY_CAPTION}): "
-            + ", ".join(f"{METHOD_LABELS[m]} {_drop_text(drops.get(m))}" for m in METHODS)
+            + ", ".join(
+                f"{METHOD_LABELS[m]} {_drop_text(drops.get(m))}" for m in METHODS if m in drops
+            )
             + ".",
         ]
     if results.command:
@@ -362,6 +372,8 @@ def _median_table(summary: RepeatSummary) -> list[str]:
             + f" | {'' if steps is None else f'{steps:.0f}'} |"
         )
     p = summary.paired
+    if not _compared(summary.median):
+        return lines
     lines.append(
         "| CryoGEN - IsoNet-style, median | "
         + " | ".join(format_signed(k, p[k].median) for k in keys)
@@ -375,42 +387,48 @@ def _median_table(summary: RepeatSummary) -> list[str]:
 
 def _per_seed_table(summary: RepeatSummary) -> list[str]:
     rows = [r for r in ROWS if r in summary.median]
+    methods = [m for m in METHODS if m in rows]
+    both = _compared(rows)
+    compared = " | CryoGEN - IsoNet-style | time to quality" if both else ""
+    drops = " / ".join(METHOD_LABELS[m] for m in methods)
     lines = [
         "",
         "Per seed (PSNR dB / global SSIM; steps):",
         "",
         "| seed | "
         + " | ".join(METHOD_LABELS[r] for r in rows)
-        + " | CryoGEN - IsoNet-style | time to quality | largest drop (IsoNet-style / CryoGEN) |",
-        "|---" * (len(rows) + 4) + "|",
+        + f"{compared} | largest drop ({drops}) |",
+        "|---" * (len(rows) + (4 if both else 2)) + "|",
     ]
     for e in summary.per_seed:
         d, ttq = e.diff, e.ttq_fraction
-        lines.append(
-            f"| {e.seed} | "
-            + " | ".join(_seed_cell(e.rows[r]) for r in rows)
-            + f" | {format_signed('psnr', d['psnr'])} dB / "
-            f"{format_signed('ssim_global', d['ssim_global'])} | "
-            f"{'not reached' if ttq is None else f'{ttq:.2f}'} | "
-            + " / ".join(_drop_cell(e.drop[m]) for m in METHODS)
-            + " |"
-        )
+        cells = [_seed_cell(e.rows[r]) for r in rows]
+        if both:
+            cells.append(
+                f"{format_signed('psnr', d['psnr'])} dB / "
+                f"{format_signed('ssim_global', d['ssim_global'])}"
+            )
+            cells.append("not reached" if ttq is None else f"{ttq:.2f}")
+        cells.append(" / ".join(_drop_cell(e.drop.get(m)) for m in methods))
+        lines.append(f"| {e.seed} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _repeat_conclusions(summary: RepeatSummary) -> list[str]:
     t = summary.time_to_quality
     mf = t.median_fraction
-    lines = [
-        "",
-        f"**Time to quality** (CryoGEN's time to the IsoNet-style final PSNR of the same "
-        f"seed, as a fraction of the baseline's budget): reached on {t.reached} of "
-        f"{t.n} seeds; median "
-        + (f"{mf:.2f}" if mf is not None else "not reached (half or more of the seeds)")
-        + ". (The paper claims about a tenth.)",
-    ]
+    lines: list[str] = []
+    if _compared(summary.median):
+        lines += [
+            "",
+            f"**Time to quality** (CryoGEN's time to the IsoNet-style final PSNR of the same "
+            f"seed, as a fraction of the baseline's budget): reached on {t.reached} of "
+            f"{t.n} seeds; median "
+            + (f"{mf:.2f}" if mf is not None else "not reached (half or more of the seeds)")
+            + ". (The paper claims about a tenth.)",
+        ]
     st = summary.stability
-    if st and any(st[m].n for m in METHODS):
+    if st and any(st[m].n for m in METHODS if m in st):
         lines += [
             "",
             f"**Stability** ({STABILITY_CAPTION}): "
@@ -418,7 +436,7 @@ def _repeat_conclusions(summary: RepeatSummary) -> list[str]:
                 f"{METHOD_LABELS[m]} at most {_drop_cell(st[m].max_drop)}, "
                 f"within {STABLE_DROP_DB:g} dB on {st[m].stable} of {st[m].n} seeds"
                 for m in METHODS
-                if st[m].n
+                if m in st and st[m].n
             )
             + ".",
         ]
@@ -433,14 +451,19 @@ def render_repeats_markdown(results: RepeatResults) -> str:
     lines.append(
         f"- Training: {_budget(s)} per method, preset `{s.preset}`, seeds "
         f"{', '.join(str(x) for x in results.seeds)}: each seed is one complete benchmark "
-        "(`seed_<S>/`), both methods with the same seed and data, "
+        "(`seed_<S>/`), "
+        + ("both methods with the same seed and data, " if len(s.methods) > 1 else "")
         + _how_trained(s, "one after the other")
         + ("; predictions with `--tta`" if s.tta else "")
     )
     lines.append(
         "- Scores after the least-squares scale fit, as a single benchmark; medians over the "
-        "seeds, the range in brackets; paired difference = CryoGEN - IsoNet-style of the same "
-        "seed."
+        "seeds, the range in brackets"
+        + (
+            "; paired difference = CryoGEN - IsoNet-style of the same seed."
+            if len(s.methods) > 1
+            else "."
+        )
     )
     done = len(summary.seeds) if summary else 0
     lines += [f"- Seeds finished: {done} of {len(results.seeds)}.", ""]
@@ -471,30 +494,31 @@ def repeats_figure(results: RepeatResults, out_png: str | os.PathLike[str]) -> P
     summary = results.summary
     if summary is None:
         raise ValueError("no finished seed to draw")
+    methods = [m for m in METHODS if m in summary.median]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim_global", "global SSIM")):
         for e in summary.per_seed:
-            ys = [e.rows[m][key] for m in METHODS]
+            ys = [e.rows[m][key] for m in methods]
             if None in ys:
                 continue
-            ax.plot([0, 1], ys, "-", color="grey", lw=0.8, alpha=0.7)
-            ax.annotate(f"seed {e.seed}", (1.04, ys[1]), fontsize=7, va="center")
-        for i, m in enumerate(METHODS):
+            if len(ys) > 1:
+                ax.plot([0, 1], ys, "-", color="grey", lw=0.8, alpha=0.7)
+            ax.annotate(f"seed {e.seed}", (len(ys) - 0.96, ys[-1]), fontsize=7, va="center")
+        for i, m in enumerate(methods):
             ys = [e.rows[m][key] for e in summary.per_seed if e.rows[m][key] is not None]
             ax.plot([i] * len(ys), ys, "o", color=_COLOURS[m], ms=6)
             med = summary.median[m].get(key)
             if med is not None:
                 ax.hlines(med, i - 0.15, i + 0.15, color=_COLOURS[m], lw=2.5)
-        ax.set_xticks([0, 1], [METHOD_LABELS[m] for m in METHODS])
-        ax.set_xlim(-0.4, 1.5)
+        ax.set_xticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
+        ax.set_xlim(-0.4, len(methods) - 0.5)
         ax.set_ylabel(label)
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3, axis="y")
     p = summary.paired["psnr"]
-    fig.suptitle(
-        f"{results.settings.case}: {len(summary.per_seed)} seeds, bars = medians; CryoGEN - "
-        f"IsoNet-style median {p.median:+.2f} dB, ahead on {p.ahead} of {p.n}",
-        fontsize=10,
-    )
+    title = f"{results.settings.case}: {len(summary.per_seed)} seeds, bars = medians"
+    if p.median is not None:
+        title += f"; CryoGEN - IsoNet-style median {p.median:+.2f} dB, ahead on {p.ahead} of {p.n}"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_png)

@@ -12,7 +12,8 @@ Output folder of :func:`run_benchmark`::
     DIR/runs/{isonet,cryogen}/  the training runs (config, losses, checkpoints)
 
 Both methods train with the same budget, seed and data, one after the other or (``concurrent``)
-at the same time on two halves of the CPUs (:mod:`cryogen.benchmark.concurrent`).
+at the same time on two halves of the CPUs (:mod:`cryogen.benchmark.concurrent`).  With one
+method in ``settings.methods``, only its rows are measured: no comparison, no time to quality.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ class _Run:
             for method in METHODS:
                 self.finish(method, outcomes[method])
             return
-        for method in METHODS:  # each method finished before the next starts: a crash keeps it
+        for method in s.methods:  # each method finished before the next starts: a crash keeps it
             outcome = job.run(
                 method,
                 self.configs[method],
@@ -170,12 +171,17 @@ class _Run:
 
     def conclude(self, t_start: float) -> None:
         res = self.results
-        res.time_to_quality = time_to_quality(
-            res.scores["isonet"].get("psnr"), res.training["isonet"].minutes, res.curves["cryogen"]
-        )
-        res.stability = {m: largest_drop(res.curves[m]) for m in METHODS}
         s = res.settings
-        res.targets = run_targets(s.case, res.scores, s.paper_protocol, res.stability["cryogen"])
+        if len(s.methods) > 1:  # both: the CryoGEN curve against the baseline's final PSNR
+            res.time_to_quality = time_to_quality(
+                res.scores["isonet"].get("psnr"),
+                res.training["isonet"].minutes,
+                res.curves["cryogen"],
+            )
+        res.stability = {m: largest_drop(res.curves[m]) for m in METHODS if m in s.methods}
+        res.targets = run_targets(
+            s.case, res.scores, s.paper_protocol, res.stability.get("cryogen")
+        )
         psnr_time_figure(res, self.out / "psnr_vs_time.png")
         res.files += ["psnr_vs_time.png", "results.md", RESULTS_FILE]
         res.status = "complete"
@@ -219,7 +225,7 @@ def run_benchmark(
     out = Path(out_dir)
     tell = teller(say)
     # the configs first: a bad override fails before anything is written or built
-    configs = {m: train_config(s, m) for m in METHODS}
+    configs = {m: train_config(s, m) for m in s.methods}
     if not overwrite:
         refuse_held([out], "benchmark results", "overwrite")
     make_output_dir(out, "volumes")

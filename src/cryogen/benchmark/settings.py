@@ -54,7 +54,8 @@ class BenchmarkSettings:
     describe a simulated tilt series with half-sets (even and odd frames).  ``blur``: with
     half-sets, ``"auto"`` blurs each method's final prediction by the width its half-sets
     choose, as ``cryogen predict --blur auto`` (the checkpoints' curve stays unblurred);
-    ``"none"`` scores the network's output as it is.
+    ``"none"`` scores the network's output as it is.  ``methods`` are the methods trained
+    (both by default; one of them re-measures its rows alone, without the comparisons).
     """
 
     case: str
@@ -77,12 +78,16 @@ class BenchmarkSettings:
     dose: float | None = None
     defocus: float | None = None
     blur: str = "auto"
+    methods: tuple[str, ...] = METHODS
 
     def resolved(self) -> BenchmarkSettings:
-        """These settings with ``concurrent`` decided: as given, or, where None, True when the
-        training device is the CPU and this process may use at least two CPUs (the cpu
-        preset trains on one thread, so one after the other would leave CPUs idle; two
-        trainings on one GPU or on one CPU would only slow each other down)."""
+        """These settings with ``concurrent`` decided: False for a single method; else as
+        given, or, where None, True when the training device is the CPU and this process may
+        use at least two CPUs (the cpu preset trains on one thread, so one after the other
+        would leave CPUs idle; two trainings on one GPU or on one CPU would only slow each
+        other down)."""
+        if len(self.methods) < 2:
+            return replace(self, concurrent=False)
         if self.concurrent is not None:
             return self
         from cryogen import device
@@ -127,6 +132,12 @@ class BenchmarkSettings:
             raise InputError("dose and defocus describe a tilt series: use them with halves")
         if self.halves and self.snr is None and self.dose is None:
             raise InputError("half-sets need noise: give the snr (or a tilt series' dose)")
+        chosen = set(self.methods)
+        if not chosen or not chosen <= set(METHODS) or len(chosen) != len(self.methods):
+            raise InputError(
+                f"methods must be {' or '.join(METHODS)} or both, each once; "
+                f"got {', '.join(self.methods) or 'none'}"
+            )
         for key in _OWN_FIELDS:
             if key in self.overrides:
                 raise InputError(
@@ -158,11 +169,13 @@ class BenchmarkSettings:
     def from_json(cls, data: dict[str, Any]) -> BenchmarkSettings:
         """Settings read back from ``results.json`` (unknown keys ignored; a folder written
         before ``concurrent`` existed ran the methods one after the other, one written before
-        ``blur`` existed scored the networks' output unblurred)."""
+        ``blur`` existed scored the networks' output unblurred; every folder written before
+        ``methods`` existed trained both)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values.setdefault("concurrent", False)
         values.setdefault("blur", "none")
+        values["methods"] = tuple(values.get("methods", METHODS))
         return cls(**values)
 
 
