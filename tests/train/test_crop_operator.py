@@ -14,7 +14,12 @@ from cryogen.train import Trainer, train
 from cryogen.train.energy_check import energy_bias
 from cryogen.train.methods import Batch, EnergyDraws
 from cryogen.train.methods.operators import CropWedge, resolve_operator, taper_window
-from cryogen.wedge import apply_missing_wedge, guarded_wedge_mask, missing_wedge_mask
+from cryogen.wedge import (
+    apply_missing_wedge,
+    guarded_wedge_mask,
+    missing_wedge_mask,
+    wedge_symmetries,
+)
 
 TILT = (-60.0, 60.0)
 
@@ -123,6 +128,38 @@ def test_cryogen_puts_real_fake_and_data_through_one_operator(tmp_path, tiny):
     hard_m = Trainer(t.cfg, [y.numpy()], tmp_path / "h").method
     hard = float(hard_m.data_term(truth, batch)) / float(batch.tm(batch.y).pow(2).mean())
     assert tapered < 5e-3 and hard > 0.02, (tapered, hard)
+
+
+@pytest.mark.parametrize("tilt", [TILT, (-50.0, 60.0)])
+@pytest.mark.parametrize("kind", ["hard", "tapered"])
+def test_the_turns_of_real_turns_commute_with_the_operator(tilt, kind):
+    """``real_turns`` turns a real sample ``op(y)`` into ``op(R y)``, a real sample of the
+    turned volume: both operators commute with the wedge's symmetries, for symmetric and
+    asymmetric ranges."""
+    (x,), _ = smooth_volumes(1, 16, seed=3)
+    op = CropWedge.make(16, tilt, kind, 4)
+    turns = wedge_symmetries(*tilt)
+    assert len(turns) == (4 if tilt == TILT else 2)
+    for r in turns:
+        torch.testing.assert_close(op(rotate(x, r)), rotate(op(x), r), atol=1e-5, rtol=0)
+    # a wedge-changing rotation does not commute: the check can fail
+    r = WEDGE_ROTATIONS[0]
+    assert float((op(rotate(x, r)) - rotate(op(x), r)).abs().max()) > 1e-2
+
+
+def test_real_turns_turn_each_real_sample_by_a_symmetry_of_its_wedge(tmp_path, tiny):
+    (_,), (y,) = smooth_volumes(1, 24, seed=1)
+    cfg = tiny(crop_operator="tapered", crop_taper=4, n_subtomos=1, steps=1, real_turns=True)
+    t = Trainer(cfg, [y.numpy()], tmp_path / "r")
+    m, batch = t.method, batch_at(t, (3, 5, 8))
+    plain = CropWedge.make(16, TILT, "tapered", 4, cfg.wedge_guard)(batch.y)[0]
+    seen = set()
+    for _ in range(24):
+        real = m.real(batch)[0]
+        match = [r for r in wedge_symmetries(*TILT) if torch.allclose(real, rotate(plain, r))]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(wedge_symmetries(*TILT))  # every turn is drawn
 
 
 def test_energy_trained_against_the_truth_stays_near_chance():

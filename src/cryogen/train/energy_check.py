@@ -14,7 +14,7 @@ from g's estimate, with one of two stand-ins for g:
 
 Real samples and fakes follow the config: ``crop_operator`` and ``adv_wedge`` (the
 operator on the crop or on the subtomogram), ``adv_source`` and ``adv_rotate`` (how the
-fake is turned), ``real_wedge``, ``sigma``, ``instance_noise``, ``r1_weight`` and
+fake is turned), ``real_wedge``, ``real_turns``, ``sigma``, ``instance_noise``, ``r1_weight`` and
 ``adv_margin``.  Real and fake come from independent random crops (subtomogram, origin).
 Accuracy is scored on fresh pairs: the fraction of real samples scored above the threshold
 and of fakes below it (0 for ``bce`` and ``hinge``, the median score for ``wgan-gp``).
@@ -35,7 +35,7 @@ from cryogen.train.config import TrainConfig
 from cryogen.train.losses import discriminator_loss
 from cryogen.train.methods.base import margin
 from cryogen.train.methods.operators import CropWedge, resolve_operator
-from cryogen.wedge import missing_wedge_mask, wedge_operator
+from cryogen.wedge import missing_wedge_mask, wedge_operator, wedge_symmetries
 
 __all__ = ["BiasResult", "FakeKind", "PairSampler", "energy_bias"]
 
@@ -91,6 +91,7 @@ class PairSampler:
         kind, taper = resolve_operator(config, self.crop, self.size == self.crop)
         self.op = CropWedge.make(self.crop, tilt, kind, taper, config.wedge_guard)
         self.sub_mask = missing_wedge_mask((self.size,) * 3, *tilt)
+        self.turns = wedge_symmetries(*tilt)  # those of real_turns
         self.sub_measured = [wedge_operator(v, self.sub_mask) for v in self.measured]
         self.rng = np.random.default_rng(seed)
 
@@ -114,6 +115,8 @@ class PairSampler:
         else:
             y = self._cut(self.measured[i], o)
             r = self.op(y) if self.cfg.real_wedge else y
+        if self.cfg.real_turns:
+            r = rotate(r, self.turns[int(self.rng.integers(len(self.turns)))])
         if self.cfg.sigma > 0:
             r = r + self.cfg.sigma * self.u() * torch.randn(r.shape)
         return margin(r, self.cfg.adv_margin)[None, None]

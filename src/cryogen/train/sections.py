@@ -143,6 +143,13 @@ class ObjectiveSettings(BaseModel):
     real_wedge: bool = Field(
         True, description="apply T_M to real crops too (same crop-edge statistics as fakes)"
     )
+    real_turns: bool = Field(
+        False,
+        description="turn each of E's real samples by a random rotation that keeps its wedge "
+        "(the identity and the 180-degree turns of cryogen.wedge.wedge_symmetries: exact, "
+        "T_M R y = R T_M y), so that E meets each real volume in several poses and learns a "
+        "small set of whole volumes less by heart",
+    )
     adv_margin: int = Field(
         4, ge=0, le=32, description="voxels cut from each face before E sees a crop"
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,11 @@ class RandomStreams:
         """``n`` of the 20 wedge-changing rotations (the step's stream, or with ``e`` E's)."""
         rng = self.e_step if e else self.step
         return [WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(n)]
+
+    def pick(self, options: Sequence[int], *, e: bool = False) -> int:
+        """One of ``options``, uniformly (the step's stream, or with ``e`` E's)."""
+        rng = self.e_step if e else self.step
+        return options[int(rng.integers(len(options)))]
 
     def randn(self, shape: Any, device: torch.device, *, e: bool = False) -> torch.Tensor:
         """Standard normal noise (drawn on the CPU, then moved to ``device``)."""

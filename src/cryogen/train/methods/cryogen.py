@@ -28,6 +28,9 @@ One step on a batch of crops ``y`` (all losses per-voxel means):
   ``crop_operator`` (:mod:`cryogen.train.methods.operators`): the crop's hard ``T_M``, or a
   tapered crop seen through the measured region less a guard band, which removes that
   bias.
+* With ``real_turns`` each real sample is turned by a random rotation that keeps its wedge
+  (:func:`cryogen.wedge.wedge_symmetries`; exact: ``T_M R y = R T_M y``): E then meets each
+  real volume in several poses, as it meets the fakes in many.
 * ``sigma``, ``sigma_g``, ``sigma_h`` (and the instance noise) are multiplied by
   ``u ~ U(0, 1]`` drawn per step (appendix A.6).
 
@@ -62,7 +65,7 @@ from cryogen.train.methods.base import (
     rotate_batch,
 )
 from cryogen.train.methods.operators import CropOperator
-from cryogen.wedge import wedge_operator
+from cryogen.wedge import wedge_operator, wedge_symmetries
 
 __all__ = ["CryoGEN", "EnergyDraws"]
 
@@ -229,12 +232,21 @@ class CryoGEN(TrainingMethod):
         return self.wedged_in_subtomogram(est, batch, rots)
 
     def real(self, batch: Batch) -> torch.Tensor:
-        """E's real samples for the batch, wedged like the fakes with ``real_wedge``."""
+        """E's real samples for the batch, wedged like the fakes with ``real_wedge``, each
+        turned by a random rotation that keeps its wedge with ``real_turns``."""
         if not self.cfg.real_wedge:
-            return batch.y
-        if self.cfg.adv_wedge == "crop":
-            return self.crop_tm(batch.y, batch)
-        return self.wedged_subtomogram_crops(batch)
+            real = batch.y
+        elif self.cfg.adv_wedge == "crop":
+            real = self.crop_tm(batch.y, batch)
+        else:
+            real = self.wedged_subtomogram_crops(batch)
+        if not self.cfg.real_turns:
+            return real
+        turns = [
+            self.streams.pick(wedge_symmetries(*self.wedges.range_of(i)), e=True)
+            for i in batch.index
+        ]
+        return rotate_batch(real, turns)
 
     def energy_and_data(
         self,
