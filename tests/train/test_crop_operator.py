@@ -162,6 +162,20 @@ def test_real_turns_turn_each_real_sample_by_a_symmetry_of_its_wedge(tmp_path, t
     assert seen == set(wedge_symmetries(*TILT))  # every turn is drawn
 
 
+def test_training_on_few_whole_volumes_warns_that_e_learns_them_by_heart(tmp_path, tiny, caplog):
+    volumes = {n: [y.numpy() for y in smooth_volumes(2, n)[1]] for n in (16, 24)}
+    for size, real_turns, warned in ((16, False, True), (16, True, True), (24, False, False)):
+        caplog.clear()
+        cfg = tiny(subtomo_size=size, crop_size=16, n_subtomos=1, steps=1, real_turns=real_turns)
+        Trainer(cfg, volumes[size], tmp_path / f"r{size}{real_turns}")
+        text = caplog.text
+        assert ("2 whole volume(s)" in text) == warned, text
+        assert ("real_turns=true lessens" in text) == (warned and not real_turns), text
+    caplog.clear()
+    Trainer(tiny(subtomo_size=16, crop_size=16, adv_weight=0.0), volumes[16], tmp_path / "no_e")
+    assert "whole volume" not in caplog.text  # no energy model, nothing to learn by heart
+
+
 def test_energy_trained_against_the_truth_stays_near_chance():
     """The bias check at tiny sizes: E learns to tell a generator that fills nothing, but
     not a perfect one, through the tapered operator."""
