@@ -10,7 +10,9 @@ identity's at least 0.75: E judges the fill, not the operator.
 
 Data: ``sphere``, ten 96^3 subtomograms of the 140^3 sphere at random origins and random
 64^3 crops (training's layout); ``prism``, the ten 96^3 prisms whole (the paper's
-protocol: the crop is the volume, ``T_M`` exact).  ``--crop`` changes the crop edge.
+protocol: the crop is the volume, ``T_M`` exact), or ten per set with ``--prism-sets N``
+(more real volumes: E can no longer learn them by heart).  ``--crop`` changes the crop
+edge.
 Operators: ``hard`` (``T_M`` on the crop), ``tapered`` (``crop_operator="tapered"``),
 ``subtomogram`` (``adv_wedge="subtomogram"``).
 
@@ -43,16 +45,23 @@ OPERATORS = {
 
 
 def subtomograms(
-    name: str, seed: int, crop: int | None
+    name: str, seed: int, crop: int | None, prism_sets: int = 1
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
     """Clean and measured subtomograms, normalised like training data, and the crop edge:
-    the sphere's ten random 96^3 subtomograms (crops 64), or the ten prisms whole."""
+    the sphere's ten random 96^3 subtomograms (crops 64), or the ten prisms whole (ten per
+    prism set, the sets of seeds ``seed ... seed + prism_sets - 1``)."""
+    if name == "prism":
+        clean, measured = [], []
+        for s in range(seed, seed + prism_sets):
+            case = build_case(name, seed=s)
+            norm = compute_normalisation(case.corrupted)
+            clean += [norm.apply(v.float()) for v in case.truth]
+            measured += [norm.apply(v.float()) for v in case.corrupted]
+        return clean, measured, crop or int(clean[0].shape[0])
     case = build_case(name, seed=seed)
     norm = compute_normalisation(case.corrupted)
     clean = [norm.apply(v.float()) for v in case.truth]
     measured = [norm.apply(v.float()) for v in case.corrupted]
-    if name == "prism":
-        return clean, measured, crop or int(clean[0].shape[0])
     layout = case_train_settings("sphere", int(clean[0].shape[0]))
     size, rng = layout["subtomo_size"], np.random.default_rng(seed)
     xs, ys = [], []
@@ -74,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1200, help="E updates before scoring")
     ap.add_argument("--pairs", type=int, default=200, help="fresh pairs scored")
     ap.add_argument("--crop", type=int, default=None, help="crop edge (default: see above)")
+    ap.add_argument(
+        "--prism-sets",
+        type=int,
+        default=1,
+        help="prism: this many prism sets of ten (seeds --seed, --seed + 1, ...)",
+    )
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
@@ -83,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     head = ("phantom", "operator", "fakes", "accuracy", "real", "fake", "min")
     print("{:8} {:12} {:9} {:>8} {:>7} {:>7} {:>5}".format(*head))
     for name in args.phantom:
-        xs, ys, crop = subtomograms(name, args.seed, args.crop)
+        xs, ys, crop = subtomograms(name, args.seed, args.crop, args.prism_sets)
         size = {"subtomo_size": int(ys[0].shape[0]), "crop_size": crop}
         for op in args.operator:
             cfg = TrainConfig.from_sources(args.preset, None, size, exact={**OPERATORS[op], **sets})
