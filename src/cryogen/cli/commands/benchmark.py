@@ -194,6 +194,7 @@ BenchMethods = Annotated[
     option(
         "methods",
         "--method",
+        metavar="isonet|cryogen",
         help="Train only this method: isonet (IsoNet-style) or cryogen; repeat the option for "
         "both (default: both). With one method its rows are measured alone: no paired "
         "difference and no time to quality.",
