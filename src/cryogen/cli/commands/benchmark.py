@@ -197,7 +197,7 @@ BenchMethods = Annotated[
         metavar="isonet|cryogen",
         help="Train only this method: isonet (IsoNet-style) or cryogen; repeat the option for "
         "both (default: both). With one method its rows are measured alone: no paired "
-        "difference and no time to quality.",
+        "difference, no time to quality, and --concurrent does not apply.",
         show_default=False,
     ),
 ]
