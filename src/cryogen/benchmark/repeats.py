@@ -320,7 +320,7 @@ class _Repeat:
         self.save()
         assert res.summary is not None
         p = res.summary.paired["psnr"]
-        if p.median is not None:
+        if res.settings.compared:
             self.tell(
                 f"after {i + 1} seed(s): CryoGEN - IsoNet-style PSNR median {p.median:+.2f} dB, "
                 f"CryoGEN ahead on {p.ahead} of {p.n}"

@@ -129,18 +129,13 @@ def _budget(s: BenchmarkSettings) -> str:
 
 
 def _how_trained(s: BenchmarkSettings, sequential: str) -> str:
-    if len(s.methods) < 2:
+    if not s.compared:
         how = f"{METHOD_LABELS[s.methods[0]]} only"
     elif s.concurrent:
         how = "trained at the same time (one process per half of the CPUs)"
     else:
         how = sequential
     return how + (f"; config overrides {s.overrides}" if s.overrides else "")
-
-
-def _compared(rows: Any) -> bool:
-    """Whether both methods have rows: the paired differences and time to quality exist."""
-    return all(m in rows for m in METHODS)
 
 
 def _paper_lines(case: str) -> list[str]:
@@ -241,7 +236,7 @@ def render_markdown(results: BenchmarkResults) -> str:
         )
     lines += _half_blur_lines(results)
     lines += ["", *_score_table(results), *_blur_lines(results), *_paper_lines(s.case)]
-    if len(s.methods) > 1:
+    if s.compared:
         lines += [
             "",
             f"**Time to quality**: {ttq_text(results.time_to_quality)}. "
@@ -346,7 +341,7 @@ def _seed_cell(r: dict[str, Any]) -> str:
     return text + (f"; {r['steps']}" if "steps" in r else "")
 
 
-def _median_table(summary: RepeatSummary) -> list[str]:
+def _median_table(summary: RepeatSummary, compared: bool) -> list[str]:
     from cryogen.metrics import METRICS
 
     keys = [k for k in METRICS if k != "mse"]
@@ -372,7 +367,7 @@ def _median_table(summary: RepeatSummary) -> list[str]:
             + f" | {'' if steps is None else f'{steps:.0f}'} |"
         )
     p = summary.paired
-    if not _compared(summary.median):
+    if not compared:
         return lines
     lines.append(
         "| CryoGEN - IsoNet-style, median | "
@@ -385,10 +380,9 @@ def _median_table(summary: RepeatSummary) -> list[str]:
     return lines
 
 
-def _per_seed_table(summary: RepeatSummary) -> list[str]:
+def _per_seed_table(summary: RepeatSummary, both: bool) -> list[str]:
     rows = [r for r in ROWS if r in summary.median]
     methods = [m for m in METHODS if m in rows]
-    both = _compared(rows)
     compared = " | CryoGEN - IsoNet-style | time to quality" if both else ""
     drops = " / ".join(METHOD_LABELS[m] for m in methods)
     lines = [
@@ -414,11 +408,11 @@ def _per_seed_table(summary: RepeatSummary) -> list[str]:
     return lines
 
 
-def _repeat_conclusions(summary: RepeatSummary) -> list[str]:
+def _repeat_conclusions(summary: RepeatSummary, compared: bool) -> list[str]:
     t = summary.time_to_quality
     mf = t.median_fraction
     lines: list[str] = []
-    if _compared(summary.median):
+    if compared:
         lines += [
             "",
             f"**Time to quality** (CryoGEN's time to the IsoNet-style final PSNR of the same "
@@ -452,24 +446,20 @@ def render_repeats_markdown(results: RepeatResults) -> str:
         f"- Training: {_budget(s)} per method, preset `{s.preset}`, seeds "
         f"{', '.join(str(x) for x in results.seeds)}: each seed is one complete benchmark "
         "(`seed_<S>/`), "
-        + ("both methods with the same seed and data, " if len(s.methods) > 1 else "")
+        + ("both methods with the same seed and data, " if s.compared else "")
         + _how_trained(s, "one after the other")
         + ("; predictions with `--tta`" if s.tta else "")
     )
     lines.append(
         "- Scores after the least-squares scale fit, as a single benchmark; medians over the "
         "seeds, the range in brackets"
-        + (
-            "; paired difference = CryoGEN - IsoNet-style of the same seed."
-            if len(s.methods) > 1
-            else "."
-        )
+        + ("; paired difference = CryoGEN - IsoNet-style of the same seed." if s.compared else ".")
     )
     done = len(summary.seeds) if summary else 0
     lines += [f"- Seeds finished: {done} of {len(results.seeds)}.", ""]
     if summary:
-        lines += [*_median_table(summary), *_per_seed_table(summary)]
-        lines += _repeat_conclusions(summary)
+        lines += [*_median_table(summary, s.compared), *_per_seed_table(summary, s.compared)]
+        lines += _repeat_conclusions(summary, s.compared)
     paper = paper_table1(s.case)
     if paper:
         lines += [
@@ -517,7 +507,7 @@ def repeats_figure(results: RepeatResults, out_png: str | os.PathLike[str]) -> P
         ax.grid(alpha=0.3, axis="y")
     p = summary.paired["psnr"]
     title = f"{results.settings.case}: {len(summary.per_seed)} seeds, bars = medians"
-    if p.median is not None:
+    if results.settings.compared:
         title += f"; CryoGEN - IsoNet-style median {p.median:+.2f} dB, ahead on {p.ahead} of {p.n}"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -172,7 +172,7 @@ class _Run:
     def conclude(self, t_start: float) -> None:
         res = self.results
         s = res.settings
-        if len(s.methods) > 1:  # both: the CryoGEN curve against the baseline's final PSNR
+        if s.compared:  # the CryoGEN curve against the baseline's final PSNR
             res.time_to_quality = time_to_quality(
                 res.scores["isonet"].get("psnr"),
                 res.training["isonet"].minutes,

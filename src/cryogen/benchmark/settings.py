@@ -80,13 +80,18 @@ class BenchmarkSettings:
     blur: str = "auto"
     methods: tuple[str, ...] = METHODS
 
+    @property
+    def compared(self) -> bool:
+        """Both methods train: the paired differences and the time to quality exist."""
+        return len(self.methods) > 1
+
     def resolved(self) -> BenchmarkSettings:
         """These settings with ``concurrent`` decided: False for a single method; else as
         given, or, where None, True when the training device is the CPU and this process may
         use at least two CPUs (the cpu preset trains on one thread, so one after the other
         would leave CPUs idle; two trainings on one GPU or on one CPU would only slow each
         other down)."""
-        if len(self.methods) < 2:
+        if not self.compared:
             return replace(self, concurrent=False)
         if self.concurrent is not None:
             return self

@@ -14,10 +14,11 @@ from g's estimate, with one of two stand-ins for g:
 
 Real samples and fakes follow the config: ``crop_operator`` and ``adv_wedge`` (the
 operator on the crop or on the subtomogram), ``adv_source`` and ``adv_rotate`` (how the
-fake is turned), ``real_wedge``, ``real_turns``, ``sigma``, ``instance_noise``, ``r1_weight`` and
-``adv_margin``.  Real and fake come from independent random crops (subtomogram, origin).
-Accuracy is scored on fresh pairs: the fraction of real samples scored above the threshold
-and of fakes below it (0 for ``bce`` and ``hinge``, the median score for ``wgan-gp``).
+fake is turned), ``real_wedge``, ``real_turns``, ``sigma``, ``instance_noise``,
+``r1_weight`` and ``adv_margin``.  Real and fake come from independent random crops
+(subtomogram, origin).  Accuracy is scored on fresh pairs: the fraction of real samples
+scored above the threshold and of fakes below it (0 for ``bce`` and ``hinge``, the median
+score for ``wgan-gp``).
 """
 
 from __future__ import annotations

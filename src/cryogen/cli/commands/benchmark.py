@@ -286,13 +286,13 @@ def _repeats(
     table = _score_table(
         f"{settings.case}: medians over seeds {', '.join(map(str, results.seeds))}",
         f"{SCALE_FIT_CAPTION}; difference: CryoGEN - IsoNet-style of the same seed"
-        if len(settings.methods) > 1
+        if settings.compared
         else SCALE_FIT_CAPTION,
         keys,
     )
     _rows(table, {row: Scores(m) for row, m in summary.median.items()}, keys)
     paired = summary.paired
-    if paired["psnr"].n:
+    if settings.compared:
         table.add_row("difference (median)", *(format_signed(k, paired[k].median) for k in keys))
         table.add_row("CryoGEN better on", *(f"{paired[k].ahead} of {paired[k].n}" for k in keys))
     console.print(table)
