@@ -100,8 +100,7 @@ class RandomStreams:
 
     def rotations(self, n: int, *, e: bool = False) -> list[int]:
         """``n`` of the 20 wedge-changing rotations (the step's stream, or with ``e`` E's)."""
-        rng = self.e_step if e else self.step
-        return [WEDGE_ROTATIONS[int(rng.integers(len(WEDGE_ROTATIONS)))] for _ in range(n)]
+        return [self.pick(WEDGE_ROTATIONS, e=e) for _ in range(n)]
 
     def pick(self, options: Sequence[int], *, e: bool = False) -> int:
         """One of ``options``, uniformly (the step's stream, or with ``e`` E's)."""
