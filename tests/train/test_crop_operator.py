@@ -162,7 +162,9 @@ def test_real_turns_turn_each_real_sample_by_a_symmetry_of_its_wedge(tmp_path, t
     assert seen == set(wedge_symmetries(*TILT))  # every turn is drawn
 
 
-def test_training_on_few_whole_volumes_warns_that_e_learns_them_by_heart(tmp_path, tiny, caplog):
+def test_training_on_few_whole_volumes_warns_that_e_learns_them_by_heart(
+    tmp_path, tiny, caplog, monkeypatch
+):
     volumes = {n: [y.numpy() for y in smooth_volumes(2, n)[1]] for n in (16, 24)}
     for size, real_turns, warned in ((16, False, True), (16, True, True), (24, False, False)):
         caplog.clear()
@@ -174,6 +176,12 @@ def test_training_on_few_whole_volumes_warns_that_e_learns_them_by_heart(tmp_pat
     caplog.clear()
     Trainer(tiny(subtomo_size=16, crop_size=16, adv_weight=0.0), volumes[16], tmp_path / "no_e")
     assert "whole volume" not in caplog.text  # no energy model, nothing to learn by heart
+    monkeypatch.setenv("RANK", "1")  # the second rank of a torchrun job: only rank 0 says it
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    caplog.clear()
+    cfg = tiny(subtomo_size=16, crop_size=16, n_subtomos=1, steps=1)
+    Trainer(cfg, volumes[16], tmp_path / "r1")
+    assert "whole volume" not in caplog.text
 
 
 def test_energy_trained_against_the_truth_stays_near_chance():

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cryogen import distributed
 from cryogen.rotations import compose, rotate, rotate_box
 from cryogen.train.config import TrainConfig
 from cryogen.train.losses import discriminator_loss, generator_adv_loss
@@ -112,7 +113,10 @@ class CryoGEN(TrainingMethod):
     def _warn_few_whole_volumes(self) -> None:
         """On whole volumes E sees the same few real samples at every step and can learn
         them by heart (docs/decisions.md, "One operator for real crops, fakes and the data
-        term": the bias check on 10, 30 and 100 whole prisms)."""
+        term": the bias check on 10, 30 and 100 whole prisms).  Under torchrun only rank 0
+        says it."""
+        if not distributed.is_main():
+            return
         n = len({v for v, *_ in self.data.origins})
         if self.e_on and self.data.whole_volumes and n < FEW_WHOLE_VOLUMES:
             turns = "" if self.cfg.real_turns else " (real_turns=true lessens it)"
