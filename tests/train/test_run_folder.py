@@ -17,11 +17,13 @@ import pytest
 import torch
 
 import cryogen.io.space as space
+from cryogen.device import amp_choice
 from cryogen.errors import InputError, OutputError
 from cryogen.model import load_checkpoint, load_model, save_checkpoint
 from cryogen.train import LOSS_COLUMNS, Trainer, train
 from cryogen.train.run_dir import read_loss_rows
 from cryogen.train.run_lock import LOCK_FILE, lock_run_dir, unlock_run_dir
+from cryogen.train.run_log import amp_name
 from support import tiny_config
 
 #: Another process holding a run folder's lock the way a training does (``flock`` on the
@@ -198,10 +200,13 @@ def test_run_log_config_and_figure(tmp_path, volume, tiny):
     train(tiny(steps=3, amp="auto", device="auto"), [volume], run, progress=False,
           inputs=["TS_01.mrc  (28, 28, 28)  mask none"])  # fmt: skip
     log = (run / "run.log").read_text()
+    # what 'auto' resolves to depends on the CPU: float32, or bf16 where it computes it natively
+    dtype = amp_choice("auto", torch.device("cpu")).dtype
+    precision = "float32" if dtype is None else "bfloat16 autocast"
     for needle in (
         "new run",
         "device: cpu",
-        "precision: float32 (amp 'auto')",
+        f"precision: {precision} (amp 'auto')",
         "threads: 1",
         "tilt range: [-60, 60] deg",
         "TS_01.mrc",
@@ -211,7 +216,7 @@ def test_run_log_config_and_figure(tmp_path, volume, tiny):
     ):
         assert needle in log, needle
     config = json.loads((run / "config.json").read_text())
-    assert (config["device"], config["amp"]) == ("cpu", "off")  # as this machine resolved them
+    assert (config["device"], config["amp"]) == ("cpu", amp_name(dtype))  # as resolved here
     assert (run / "losses.png").stat().st_size > 0
     train(tiny(steps=5, amp="auto", device="auto"), [volume], run, progress=False, resume=True)
     assert "resumed at step 3" in (run / "run.log").read_text()
