@@ -122,8 +122,8 @@ class CryoGEN(TrainingMethod):
             turns = "" if self.cfg.real_turns else " (real_turns=true lessens it)"
             logger.warning(
                 "the energy model sees %d whole volume(s) and no crops: with fewer than about "
-                "%d it learns them by heart and tells even the true answer from them%s; train "
-                "on crops of larger volumes",
+                "%d it learns them by heart and tells even the true answer from them%s; "
+                "check the result against --method isonet",
                 n,
                 FEW_WHOLE_VOLUMES,
                 turns,
