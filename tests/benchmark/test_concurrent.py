@@ -53,18 +53,26 @@ def test_concurrent_through_the_cli_equals_one_after_the_other(tmp_path):
     con = json.loads((out / "results.json").read_text())
     assert con["status"] == "complete" and con["settings"]["concurrent"] is True
     assert set(con["scores"]) == {"corrupted", "isonet", "cryogen"}
+    bf16 = device.amp_choice("auto", torch.device("cpu")).dtype is not None
+    rel = 1e-2 if bf16 else 1e-7
     for m in ("isonet", "cryogen"):
         assert con["training"][m]["steps"] == seq["training"][m]["steps"] == 3
 
+        # trained on one thread, the weights are the same bit for bit; the children score on
+        # one CPU each and the reference on all of them, and float sums depend on the number of
+        # threads: in the last bits in float32, more where prediction runs in bf16 (AMX, BF16)
         def timeless(curve):
             return [{k: v for k, v in p.items() if k != "minutes"} for p in curve]
 
-        assert timeless(con["curves"][m]) == timeless(seq["curves"][m])
+        for got, want in zip(timeless(con["curves"][m]), timeless(seq["curves"][m]), strict=True):
+            assert got.keys() == want.keys()
+            for k, v in want.items():
+                assert got[k] == (pytest.approx(v, rel=rel) if isinstance(v, float) else v), k
         for key in ("psnr", "ssim_global", "wedge_corr", "res_z", "res_x"):
-            assert con["scores"][m][key] == seq["scores"][m][key], (m, key)
-        np.testing.assert_array_equal(
-            read_mrc(out / "volumes" / f"{m}.mrc"),
-            read_mrc(tmp_path / "seq" / "volumes" / f"{m}.mrc"),
+            assert con["scores"][m][key] == pytest.approx(seq["scores"][m][key], rel=rel), key
+        want = read_mrc(tmp_path / "seq" / "volumes" / f"{m}.mrc")
+        np.testing.assert_allclose(
+            read_mrc(out / "volumes" / f"{m}.mrc"), want, rtol=0, atol=rel * np.abs(want).max()
         )
         assert (out / f"figure_{m}.png").is_file()
     assert con["files"] == seq["files"]
