@@ -13,6 +13,9 @@ Data: ``sphere``, ten 96^3 subtomograms of the 140^3 sphere at random origins an
 protocol: the crop is the volume, ``T_M`` exact), or ten per set with ``--prism-sets N``
 (more real volumes: E can no longer learn them by heart).  ``--crop`` changes the crop
 edge.
+``--snr X``: the sphere with noise at that SNR as two half-sets (the real samples are
+crops of the first half; ``--set fake_noise='"halves"'`` gives the fakes the half-sets'
+noise).
 Operators: ``hard`` (``T_M`` on the crop), ``tapered`` (``crop_operator="tapered"``),
 ``subtomogram`` (``adv_wedge="subtomogram"``).
 
@@ -21,6 +24,8 @@ Examples::
     python benchmarks/energy_bias.py --phantom sphere prism --steps 1200
     python benchmarks/energy_bias.py --phantom sphere --operator tapered \
         --set energy_arch='"local"' --set energy_norm='"instance"'
+    python benchmarks/energy_bias.py --phantom sphere --operator tapered --snr 0.2 \
+        --set fake_noise='"halves"'
 """
 
 from __future__ import annotations
@@ -44,33 +49,45 @@ OPERATORS = {
 }
 
 
+Volumes = list[torch.Tensor]
+
+
 def subtomograms(
-    name: str, seed: int, crop: int | None, prism_sets: int = 1
-) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
-    """Clean and measured subtomograms, normalised like training data, and the crop edge:
-    the sphere's ten random 96^3 subtomograms (crops 64), or the ten prisms whole (ten per
+    name: str, seed: int, crop: int | None, prism_sets: int = 1, snr: float | None = None
+) -> tuple[Volumes, Volumes, Volumes | None, int]:
+    """Clean and measured subtomograms, normalised like training data, the second
+    half-sets (with ``snr``; the measured ones are then the first) and the crop edge: the
+    sphere's ten random 96^3 subtomograms (crops 64), or the ten prisms whole (ten per
     prism set, the sets of seeds ``seed ... seed + prism_sets - 1``)."""
+    halves = snr is not None
     if name == "prism":
-        clean, measured = [], []
+        clean, measured, others = [], [], []
         for s in range(seed, seed + prism_sets):
-            case = build_case(name, seed=s)
+            case = build_case(name, seed=s, snr=snr, halves=halves)
             norm = compute_normalisation(case.corrupted)
             clean += [norm.apply(v.float()) for v in case.truth]
-            measured += [norm.apply(v.float()) for v in case.corrupted]
-        return clean, measured, crop or int(clean[0].shape[0])
-    case = build_case(name, seed=seed)
+            if case.halves is None:
+                measured += [norm.apply(v.float()) for v in case.corrupted]
+            else:
+                measured += [norm.apply(a.float()) for a, _ in case.halves]
+                others += [norm.apply(b.float()) for _, b in case.halves]
+        return clean, measured, others or None, crop or int(clean[0].shape[0])
+    case = build_case(name, seed=seed, snr=snr, halves=halves)
     norm = compute_normalisation(case.corrupted)
-    clean = [norm.apply(v.float()) for v in case.truth]
-    measured = [norm.apply(v.float()) for v in case.corrupted]
-    layout = case_train_settings("sphere", int(clean[0].shape[0]))
+    first, second = case.halves[0] if case.halves else (case.corrupted[0], None)
+    clean, measured = norm.apply(case.truth[0].float()), norm.apply(first.float())
+    other = None if second is None else norm.apply(second.float())
+    layout = case_train_settings("sphere", int(clean.shape[0]))
     size, rng = layout["subtomo_size"], np.random.default_rng(seed)
-    xs, ys = [], []
+    xs, ys, zs = [], [], []
     for _ in range(10):
-        o = [int(rng.integers(0, s - size + 1)) for s in clean[0].shape]
+        o = [int(rng.integers(0, s - size + 1)) for s in clean.shape]
         sl = tuple(slice(a, a + size) for a in o)
-        xs.append(clean[0][sl])
-        ys.append(measured[0][sl])
-    return xs, ys, crop or layout["crop_size"]
+        xs.append(clean[sl])
+        ys.append(measured[sl])
+        if other is not None:
+            zs.append(other[sl])
+    return xs, ys, zs or None, crop or layout["crop_size"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="prism: this many prism sets of ten (seeds --seed, --seed + 1, ...)",
     )
+    ap.add_argument("--snr", type=float, default=None, help="noise at this SNR, as two half-sets")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
@@ -98,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     head = ("phantom", "operator", "fakes", "accuracy", "real", "fake", "min")
     print("{:8} {:12} {:9} {:>8} {:>7} {:>7} {:>5}".format(*head))
     for name in args.phantom:
-        xs, ys, crop = subtomograms(name, args.seed, args.crop, args.prism_sets)
+        xs, ys, zs, crop = subtomograms(name, args.seed, args.crop, args.prism_sets, args.snr)
         size = {"subtomo_size": int(ys[0].shape[0]), "crop_size": crop}
         for op in args.operator:
             cfg = TrainConfig.from_sources(args.preset, None, size, exact={**OPERATORS[op], **sets})
@@ -106,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
             for fakes in args.fakes:
                 t0 = time.perf_counter()
                 r = energy_bias(
-                    cfg, xs, ys, fakes, steps=args.steps, pairs=args.pairs, seed=args.seed
+                    cfg,
+                    xs,
+                    ys,
+                    fakes,
+                    steps=args.steps,
+                    pairs=args.pairs,
+                    seed=args.seed,
+                    others=zs,
                 )
                 acc[fakes] = r.accuracy
                 minutes = (time.perf_counter() - t0) / 60

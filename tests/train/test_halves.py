@@ -164,3 +164,37 @@ def test_a_short_half_set_run_says_how_many_steps_noisy_data_need(tmp_path, volu
     assert len(said) == 1 and f"--steps {HALF_SET_STEPS}" in said[0], said
     assert f"--steps {HALF_SET_STEPS}" in (tmp_path / "h" / "run.log").read_text()
     assert "half-sets:" not in (tmp_path / "plain" / "run.log").read_text()
+
+
+@pytest.mark.parametrize("adv_wedge", ["crop", "subtomogram"])
+def test_fake_noise_gives_e_s_fakes_the_half_sets_noise(tmp_path, volume, tiny, adv_wedge):
+    """``fake_noise="halves"`` adds ``(y_a - y_b) / sqrt(2)`` at the batch's crops, through
+    the fakes' operator: the signal cancels (two equal halves add nothing)."""
+    a, b = noisy_halves(volume, sigma=0.5)
+    cfg = tiny(method="cryogen", fake_noise="halves", adv_wedge=adv_wedge)
+    t = Trainer(cfg, [(a + b) / 2], tmp_path / "m", halves=[(a, b)])
+    t.refill.update(0, 0.0)
+    batch, _ = t.next_batch(0.0)
+    fake = torch.zeros_like(batch.y)
+    added = t.method.with_data_noise(fake, batch)
+    if adv_wedge == "crop":
+        expected = t.method.crop_tm(batch.y - batch.other, batch)
+    else:
+        sub = t.method.wedged_subtomogram_crops
+        expected = sub(batch) - sub(batch, other=True)
+    torch.testing.assert_close(added, expected * 0.5**0.5)
+    assert float(added.abs().max()) > 0.01
+    # two equal halves: no noise to add
+    same = Trainer(cfg, [a], tmp_path / "s", halves=[(a, a)])
+    same.refill.update(0, 0.0)
+    batch, _ = same.next_batch(0.0)
+    assert float(same.method.with_data_noise(fake, batch).abs().max()) < 1e-5
+    # off, or without half-sets: the fake is unchanged
+    off = Trainer(tiny(method="cryogen"), [(a + b) / 2], tmp_path / "o", halves=[(a, b)])
+    off.refill.update(0, 0.0)
+    batch, _ = off.next_batch(0.0)
+    assert off.method.with_data_noise(fake, batch) is fake
+    plain = Trainer(cfg, [a], tmp_path / "p")
+    plain.refill.update(0, 0.0)
+    batch, _ = plain.next_batch(0.0)
+    assert plain.method.with_data_noise(fake, batch) is fake

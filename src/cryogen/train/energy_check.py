@@ -12,6 +12,12 @@ from g's estimate, with one of two stand-ins for g:
 ``"identity"``
     a generator that fills nothing, ``g(y) = y``: a useful E tells these apart.
 
+With half-sets (``others``, the second half of each measured subtomogram) the real samples
+are crops of the first half, noisy as a run's are; the identity's estimate is then the
+wedged truth (the half-sets' signal, without its noise: a denoiser that fills nothing), and
+with ``fake_noise="halves"`` every fake gets the half-sets' noise at its crop,
+``(y_a - y_b) / sqrt(2)`` through the same operator, as a run's fakes do.
+
 Real samples and fakes follow the config: ``crop_operator`` and ``adv_wedge`` (the
 operator on the crop or on the subtomogram), ``adv_source`` and ``adv_rotate`` (how the
 fake is turned), ``real_wedge``, ``real_turns``, ``sigma``, ``instance_noise``,
@@ -73,6 +79,9 @@ class PairSampler:
         The generator that makes the fakes: ``"truth"`` or ``"identity"``.
     seed
         Seed of the draws.
+    others
+        With half-sets: the second half of each measured subtomogram (``measured`` holds
+        the first), normalised alike.
     """
 
     def __init__(
@@ -82,9 +91,12 @@ class PairSampler:
         measured: Sequence[torch.Tensor],
         fakes: FakeKind,
         seed: int = 0,
+        others: Sequence[torch.Tensor] | None = None,
     ) -> None:
         self.cfg = config
         self.truth, self.measured, self.fakes = list(truth), list(measured), fakes
+        if others is not None and len(others) != len(self.measured):
+            raise ValueError("others must hold one second half per measured subtomogram")
         self.size, self.crop = int(measured[0].shape[0]), config.crop_size
         tilt = (config.tilt_min, config.tilt_max)
         self.hard = CropWedge.make(self.crop, tilt)
@@ -94,6 +106,16 @@ class PairSampler:
         self.sub_mask = missing_wedge_mask((self.size,) * 3, *tilt)
         self.turns = wedge_symmetries(*tilt)  # those of real_turns
         self.sub_measured = [wedge_operator(v, self.sub_mask) for v in self.measured]
+        # with half-sets: a noise sample of one half, (y_a - y_b) / sqrt(2), for the fakes
+        # with fake_noise, and the identity's estimate is the noiseless wedged truth
+        self.noise: list[torch.Tensor] | None = None
+        self.identity = self.measured
+        if others is not None:
+            self.identity = [wedge_operator(x, self.sub_mask) for x in self.truth]
+            if config.fake_noise == "halves":
+                self.noise = [
+                    (a - b) * 0.5**0.5 for a, b in zip(self.measured, others, strict=True)
+                ]
         self.rng = np.random.default_rng(seed)
 
     def _draw(self) -> tuple[int, tuple[int, int, int]]:
@@ -125,7 +147,7 @@ class PairSampler:
     def fake(self) -> torch.Tensor:
         """A fake ``(1, 1, C', C', C')`` of the stand-in generator, made as the run's."""
         j, o = self._draw()
-        est = (self.truth if self.fakes == "truth" else self.measured)[j]
+        est = (self.truth if self.fakes == "truth" else self.identity)[j]
         r = self._rotation()
         # adv_source consistency: the estimate in g's rotated frame, g(T_M(R t)), turned
         # again by R2 (adv_rotate); the identity's estimate there is its input T_M(R y)
@@ -135,11 +157,15 @@ class PairSampler:
             turn = compose(r2, r)
             wedged = wedge_operator(rotate(est, turn), self.sub_mask)
             f = self._cut(wedged, rotate_box(o, self.crop, self.size, turn))
+            if self.noise is not None:
+                f = f + self._cut(wedge_operator(self.noise[j], self.sub_mask), o)
         else:
             x_rot = rotate(self._cut(est, o), r)
             if from_cons and self.fakes == "identity":
                 x_rot = self.hard(x_rot)
             f = self.op(rotate(x_rot, r2))
+            if self.noise is not None:
+                f = f + self.op(self._cut(self.noise[j], o))
         return margin(f, self.cfg.adv_margin)[None, None]
 
     def u(self) -> float:
@@ -156,11 +182,13 @@ def energy_bias(
     steps: int = 1200,
     pairs: int = 200,
     seed: int = 0,
+    others: Sequence[torch.Tensor] | None = None,
 ) -> BiasResult:
     """Train the config's E for ``steps`` updates (one real, one fake each) against the
-    fakes of ``fakes`` and score it on ``pairs`` fresh pairs (see the module)."""
+    fakes of ``fakes`` and score it on ``pairs`` fresh pairs (see the module; ``others``:
+    the second half-sets)."""
     cfg = config
-    sampler = PairSampler(cfg, truth, measured, fakes, seed)
+    sampler = PairSampler(cfg, truth, measured, fakes, seed, others)
     torch.manual_seed(seed + 1)
     e = build_energy(cfg)
     opt = torch.optim.Adam(e.parameters(), lr=cfg.d_lr, betas=cfg.d_betas)

@@ -38,7 +38,8 @@ With half-sets (Noise2Noise) the input side of every term is one half and the da
 the other: the consistency term's input is made of the input half's refilled crop and its
 target is the other half's (:meth:`cryogen.train.refill.Refill.pair`); the data term is
 ``mse(T_M x_g, T_M y_b)``, the paper's ``||T_M g(y_a + eps) - y||^2`` with the target's noise
-independent of the input's; E's real samples are half-set crops.
+independent of the input's; E's real samples are half-set crops, and with
+``fake_noise="halves"`` its fakes carry the half-sets' noise at the same place.
 
 The energy model's and the data term's draws come from their own streams
 (:mod:`cryogen.train.state`): with E and the data term off, this step trains the weights
@@ -48,6 +49,7 @@ of the IsoNet-style step bit for bit (with or without half-sets).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -277,6 +279,21 @@ class CryoGEN(TrainingMethod):
         ]
         return rotate_batch(real, turns)
 
+    def with_data_noise(self, fake: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """``fake`` plus the half-sets' noise at the batch's crops (``fake_noise``
+        ``"halves"``): ``(y_input - y_other) / sqrt(2)`` has the noise of one half (its
+        variance, its wedge, its correlations) and none of the signal; through the fakes'
+        operator it gives the fakes the real crops' noise, so E cannot tell them apart by
+        the noise alone.  Unchanged without half-sets or with ``"none"``."""
+        if self.cfg.fake_noise == "none" or batch.other is None:
+            return fake
+        if self.cfg.adv_wedge == "crop":
+            noise = self.crop_tm(batch.y - batch.other, batch)
+        else:
+            noise = self.wedged_subtomogram_crops(batch)
+            noise = noise - self.wedged_subtomogram_crops(batch, other=True)
+        return fake + noise * math.sqrt(0.5)
+
     def energy_and_data(
         self,
         est: torch.Tensor,
@@ -295,6 +312,7 @@ class CryoGEN(TrainingMethod):
         total = torch.zeros((), device=self.device)
         if self.e_on:
             assert fake is not None
+            fake = self.with_data_noise(fake, batch)
             real = self.real(batch)
             if cfg.sigma > 0:
                 noise = self.streams.randn(real.shape, self.device, e=True)
