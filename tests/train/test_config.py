@@ -164,6 +164,7 @@ def test_a_resume_may_change_only_the_budget_and_where_it_runs():
         "d_start": 0.0,
         "refill_tta": False,
         "crop_operator": "hard",
+        "fake_noise": "none",
     }
 
 

@@ -283,6 +283,7 @@ def test_run_log_names_the_operator_and_old_runs_keep_the_hard_one(tmp_path, vol
     assert "wedge operator of the energy model and data term: tapered (4-voxel taper" in log
     # a run saved before the setting existed trained with the hard operator
     assert saved_config_fill({"method": "cryogen"})["crop_operator"] == "hard"
+    assert saved_config_fill({"method": "cryogen"})["fake_noise"] == "none"  # clean fakes
 
 
 def test_on_noisy_half_sets_e_judges_the_fill_once_the_fakes_carry_the_noise():

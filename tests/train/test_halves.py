@@ -198,3 +198,14 @@ def test_fake_noise_gives_e_s_fakes_the_half_sets_noise(tmp_path, volume, tiny, 
     plain.refill.update(0, 0.0)
     batch, _ = plain.next_batch(0.0)
     assert plain.method.with_data_noise(fake, batch) is fake
+
+
+def test_the_run_log_says_what_e_s_fakes_carry_on_half_sets(tmp_path, volume, tiny):
+    a, b = noisy_halves(volume)
+    for fake_noise, said in (("halves", "with the half-sets' noise"), ("none", "without noise")):
+        run = tmp_path / fake_noise
+        cfg = tiny(method="cryogen", steps=1, fake_noise=fake_noise)
+        train(cfg, [(a + b) / 2], run, progress=False, halves=[(a, b)])
+        assert f"energy model's fakes: {said}" in (run / "run.log").read_text()
+    train(tiny(method="cryogen", steps=1), [volume], tmp_path / "plain", progress=False)
+    assert "energy model's fakes" not in (tmp_path / "plain" / "run.log").read_text()

@@ -168,6 +168,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "d_start": 0.0,
     "refill_tta": False,
     "crop_operator": "hard",
+    "fake_noise": "none",
 }
 
 

@@ -140,9 +140,19 @@ class CryoGEN(TrainingMethod):
         on_crop = (cfg.adv_weight > 0 and cfg.adv_wedge == "crop") or (
             cfg.data_weight > 0 and cfg.data_wedge == "crop"
         )
-        if not on_crop:
-            return []
-        return [f"wedge operator of the energy model and data term: {self.crop_tm.describe()}"]
+        lines = []
+        if on_crop:
+            lines.append(
+                f"wedge operator of the energy model and data term: {self.crop_tm.describe()}"
+            )
+        if cfg.adv_weight > 0 and self.data.halves is not None:
+            fakes = (
+                "with the half-sets' noise"
+                if cfg.fake_noise == "halves"
+                else "without noise, against noisy real crops (fake_noise none)"
+            )
+            lines.append(f"energy model's fakes: {fakes}")
+        return lines
 
     def before_batch(self, step: int, progress: float) -> dict[str, float]:
         if self.cfg.consistency_target != "refilled":
