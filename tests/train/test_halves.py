@@ -190,7 +190,8 @@ def test_fake_noise_gives_e_s_fakes_the_half_sets_noise(tmp_path, volume, tiny, 
     batch, _ = same.next_batch(0.0)
     assert float(same.method.with_data_noise(fake, batch).abs().max()) < 1e-5
     # off, or without half-sets: the fake is unchanged
-    off = Trainer(tiny(method="cryogen"), [(a + b) / 2], tmp_path / "o", halves=[(a, b)])
+    cfg_off = tiny(method="cryogen", fake_noise="none")
+    off = Trainer(cfg_off, [(a + b) / 2], tmp_path / "o", halves=[(a, b)])
     off.refill.update(0, 0.0)
     batch, _ = off.next_batch(0.0)
     assert off.method.with_data_noise(fake, batch) is fake

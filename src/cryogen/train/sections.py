@@ -154,12 +154,12 @@ class ObjectiveSettings(BaseModel):
         4, ge=0, le=32, description="voxels cut from each face before E sees a crop"
     )
     fake_noise: Literal["none", "halves"] = Field(
-        "none",
+        "halves",
         description="with half-sets: add to each of E's fakes the half-sets' noise at the same "
         "place, (y_input - y_other)/sqrt(2) through the same operator, so that fakes carry "
-        "the data's noise as the real half-set crops do and E judges the signal, not whether "
-        "a crop is noisy; none: clean fakes against noisy real crops (no effect without "
-        "half-sets)",
+        "the data's noise as the real half-set crops do and E judges the signal (passes the "
+        "bias check); none: clean fakes against noisy real crops, which E tells apart by "
+        "the noise alone, even the truth's (no effect without half-sets)",
     )
     sigma: float = Field(0.0, ge=0.0, description="noise on real samples, x U(0,1] per step")
     sigma_g: float = Field(0.05, ge=0.0, description="noise on g's input, x U(0,1] per step")
