@@ -184,13 +184,12 @@ def test_training_on_few_whole_volumes_warns_that_e_learns_them_by_heart(
     assert "whole volume" not in caplog.text
 
 
-def test_energy_trained_against_the_truth_stays_near_chance():
-    """The bias check at tiny sizes: E learns to tell a generator that fills nothing, but
-    not a perfect one, through the tapered operator."""
-    xs, ys = smooth_volumes(12, 24)
+def bias_check_config(**overrides):
+    """The bias check's settings at tiny sizes: 16^3 crops of 24^3 volumes, the tapered
+    operator, a small E."""
     from support import tiny_config
 
-    cfg = tiny_config(
+    return tiny_config(
         subtomo_size=24,
         crop_size=16,
         adv_margin=0,
@@ -198,7 +197,15 @@ def test_energy_trained_against_the_truth_stays_near_chance():
         crop_taper=4,
         energy_features=(4, 8),
         energy_fc_features=(8,),
+        **overrides,
     )
+
+
+def test_energy_trained_against_the_truth_stays_near_chance():
+    """The bias check at tiny sizes: E learns to tell a generator that fills nothing, but
+    not a perfect one, through the tapered operator."""
+    xs, ys = smooth_volumes(12, 24)
+    cfg = bias_check_config()
     truth = energy_bias(cfg, xs, ys, "truth", steps=200, pairs=100)
     identity = energy_bias(cfg, xs, ys, "identity", steps=200, pairs=100)
     assert truth.accuracy <= 0.6 and identity.accuracy >= 0.75, (truth, identity)
@@ -291,8 +298,6 @@ def test_on_noisy_half_sets_e_judges_the_fill_once_the_fakes_carry_the_noise():
     fakes from them by the noise alone.  With ``fake_noise="halves"`` (the default) the
     fakes carry the half-sets' noise and E is back near chance on the truth's fakes, while
     it still tells a denoiser that fills nothing (the wedged truth)."""
-    from support import tiny_config
-
     xs, ys = smooth_volumes(12, 24)
     g = torch.Generator().manual_seed(5)
 
@@ -303,16 +308,7 @@ def test_on_noisy_half_sets_e_judges_the_fill_once_the_fakes_carry_the_noise():
     acc = {}
     for fake_noise in ("none", "default"):
         chosen = {} if fake_noise == "default" else {"fake_noise": fake_noise}
-        cfg = tiny_config(
-            subtomo_size=24,
-            crop_size=16,
-            adv_margin=0,
-            crop_operator="tapered",
-            crop_taper=4,
-            energy_features=(4, 8),
-            energy_fc_features=(8,),
-            **chosen,
-        )
+        cfg = bias_check_config(**chosen)
         for fakes in ("truth", "identity"):
             r = energy_bias(cfg, xs, firsts, fakes, steps=200, pairs=100, others=seconds)
             acc[fake_noise, fakes] = r.accuracy
