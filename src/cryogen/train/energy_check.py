@@ -107,15 +107,17 @@ class PairSampler:
         self.turns = wedge_symmetries(*tilt)  # those of real_turns
         self.sub_measured = [wedge_operator(v, self.sub_mask) for v in self.measured]
         # with half-sets: a noise sample of one half, (y_a - y_b) / sqrt(2), for the fakes
-        # with fake_noise, and the identity's estimate is the noiseless wedged truth
+        # with fake_noise (wedged here, once, where the fakes are wedged on the
+        # subtomogram), and the identity's estimate is the noiseless wedged truth
         self.noise: list[torch.Tensor] | None = None
         self.identity = self.measured
         if others is not None:
             self.identity = [wedge_operator(x, self.sub_mask) for x in self.truth]
             if config.fake_noise == "halves":
-                self.noise = [
-                    (a - b) * 0.5**0.5 for a, b in zip(self.measured, others, strict=True)
-                ]
+                pairs = zip(self.measured, others, strict=True)
+                self.noise = [(a - b) * 0.5**0.5 for a, b in pairs]
+                if config.adv_wedge == "subtomogram":
+                    self.noise = [wedge_operator(n, self.sub_mask) for n in self.noise]
         self.rng = np.random.default_rng(seed)
 
     def _draw(self) -> tuple[int, tuple[int, int, int]]:
@@ -158,7 +160,7 @@ class PairSampler:
             wedged = wedge_operator(rotate(est, turn), self.sub_mask)
             f = self._cut(wedged, rotate_box(o, self.crop, self.size, turn))
             if self.noise is not None:
-                f = f + self._cut(wedge_operator(self.noise[j], self.sub_mask), o)
+                f = f + self._cut(self.noise[j], o)
         else:
             x_rot = rotate(self._cut(est, o), r)
             if from_cons and self.fakes == "identity":
