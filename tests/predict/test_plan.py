@@ -66,3 +66,24 @@ def test_star_rows_bring_their_pixel_size_and_tilt_range(tomograms):
         plan_outputs([tomograms / "t.star"], tomograms / "out", pixel_size=2.0).jobs[0].pixel_size
         == 2.0
     )
+
+
+def test_an_output_folder_made_by_another_rank_meanwhile_is_taken(tomograms, monkeypatch):
+    """Under torchrun every rank plans the outputs: a folder that another rank made between
+    this rank's check and its ``mkdir`` is the folder wanted, not an error."""
+    out = tomograms / "out"
+    real_exists, looked = Path.exists, []
+
+    def exists_then_made(self):
+        if self != out:
+            return real_exists(self)
+        if not real_exists(self):
+            looked.append(self)
+            if len(looked) == 2:  # this rank's last look: the other rank makes it now
+                self.mkdir()
+            return False
+        return True
+
+    monkeypatch.setattr(Path, "exists", exists_then_made)
+    plan = plan_outputs([tomograms / "a.mrc", tomograms / "b.rec"], out)
+    assert out.is_dir() and [j.output.parent for j in plan.jobs] == [out, out]

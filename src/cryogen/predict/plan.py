@@ -107,8 +107,8 @@ def _output_folder(output: Path, count: int) -> None:
     if not output.exists():
         if not output.parent.is_dir():
             raise OutputError(f"cannot create {output}: {output.parent} does not exist")
-        try:
-            output.mkdir()
+        try:  # under torchrun another rank may have just made it
+            output.mkdir(exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create the folder {output}: {exc.strerror}") from None
 
